@@ -1,0 +1,31 @@
+"""The interface every registered model follows (documented here, checked by the registry tests).
+
+A model is a ``torch.nn.Module`` built as ``Model(num_inputs, num_classes, hidden_size=..., **kw)``
+whose ``forward(batch: SequenceBatch) -> logits (B, num_classes)`` reads ``batch.values``,
+``batch.times``, ``batch.mask`` and ``batch.lengths`` as it needs, and which exposes:
+
+- ``config``: a plain dict of the resolved hyperparameters (hidden size, memory order, theta,
+  solver, ...), written into every run record so a record says exactly what ran.
+- ``code_version`` (class attribute, str): bump it when a change alters what the model computes;
+  run-record ids hash it, so changed models are rerun instead of reusing stale results.
+- ``batch_extras`` (class attribute, tuple of str): keys of ``SequenceBatch.extras`` the data
+  module should precompute once per split (for example ``("cde_coeffs",)``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def last_valid(outputs: Tensor, lengths: Tensor) -> Tensor:
+    """``outputs[b, lengths[b] - 1]`` for each ``b``: ``(B, L, H) -> (B, H)``."""
+    index = (lengths.long() - 1).clamp(min=0).to(outputs.device)
+    return outputs[torch.arange(outputs.shape[0], device=outputs.device), index]
+
+
+def check_sizes(name: str, **sizes: int) -> None:
+    """Reject non-positive integer sizes with one clear line naming the argument."""
+    for key, value in sizes.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")

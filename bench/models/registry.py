@@ -1,0 +1,98 @@
+"""Model registry: one line per model, resolved lazily (``name -> "module:Class"``).
+
+Heavy optional dependencies (torchcde, torchdiffeq) are imported only when a model that needs
+them is created, so ``python -m bench ls models`` and the HiPPO models work without them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: where its class lives and the fixed arguments that define it."""
+
+    name: str
+    target: str  # "package.module:ClassName"
+    description: str
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def load(self) -> type[torch.nn.Module]:
+        module_name, _, class_name = self.target.partition(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, target: str, description: str, **fixed: Any) -> None:
+    """Register ``name`` as ``target`` (``"module:Class"``) built with ``fixed`` keyword arguments."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is registered twice")
+    _REGISTRY[name] = ModelEntry(name, target, description, dict(fixed))
+
+
+def list_models() -> list[str]:
+    """Names of every registered model, in registration order."""
+    return list(_REGISTRY)
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; valid models: {', '.join(list_models())}"
+        ) from None
+
+
+def model_parameters(name: str) -> dict[str, inspect.Parameter]:
+    """The keyword arguments ``create_model(name, ...)`` accepts as overrides, with defaults."""
+    entry = get_model_entry(name)
+    params = inspect.signature(entry.load().__init__).parameters
+    skip = {"self", "num_inputs", "num_classes", *entry.fixed}
+    return {
+        k: p
+        for k, p in params.items()
+        if k not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def create_model(name: str, num_inputs: int, num_classes: int, **overrides: Any) -> torch.nn.Module:
+    """Build registered model ``name`` for ``num_inputs`` channels and ``num_classes`` classes.
+
+    ``overrides`` are keyword arguments of the model's constructor (every model takes
+    ``hidden_size``). Unknown names and unknown overrides raise ``ValueError`` listing what is valid.
+    """
+    entry = get_model_entry(name)
+    accepted = model_parameters(name)
+    unknown = sorted(set(overrides) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"model {name!r} does not take {', '.join(unknown)}; "
+            f"it takes: {', '.join(accepted) or '(nothing)'}"
+        )
+    return entry.load()(num_inputs, num_classes, **entry.fixed, **overrides)
+
+
+# --- the registry: one line per model -------------------------------------------------------
+_HIPPO = "bench.models.hippo_rnn:HiPPOClassifier"
+register_model("hippo-legs", _HIPPO, "HiPPO-RNN, scaled Legendre memory (LegS), O(N) step", measure="legs")
+register_model("hippo-legt", _HIPPO, "HiPPO-RNN, translated Legendre memory (LegT, window theta)", measure="legt")
+register_model("hippo-lagt", _HIPPO, "HiPPO-RNN, translated Laguerre memory (LagT)", measure="lagt")
+register_model("hippo-tlagt", _HIPPO, "HiPPO-RNN, truncated Laguerre memory (TLagT)", measure="tlagt")
+register_model("hippo-glagt", _HIPPO, "HiPPO-RNN, generalised Laguerre memory (GLagT)", measure="glagt")
+register_model("hippo-fout", _HIPPO, "HiPPO-RNN, translated Fourier memory (FouT)", measure="fout")
+register_model("lstm", "baselines.rnn:LSTMClassifier", "LSTM (torch.nn), last valid hidden state")
+register_model("gru", "baselines.rnn:GRUClassifier", "GRU (torch.nn), last valid hidden state")
+register_model("gru-d", "baselines.gru_d:GRUD", "GRU-D (Che et al. 2018): decays, mean imputation, mask input")
+register_model("ode-rnn", "baselines.ode_rnn:ODERNN", "ODE-RNN (Rubanova et al. 2019): rk4 ODE between observations, GRU at them")
+register_model("ncde", "baselines.ncde:NeuralCDE", "Neural CDE (Kidger et al. 2020): Hermite cubic path, rk4 cdeint")
+register_model("lmu", "baselines.lmu:LMU", "LMU (Voelker et al. 2019): Legendre memory, ZOH, explicit theta")
