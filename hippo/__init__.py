@@ -1,0 +1,30 @@
+"""HiPPO: recurrent memory with optimal polynomial projections (Gu et al., NeurIPS 2020).
+
+Pure torch. Public API:
+
+- :func:`transition` -- continuous-time matrices ``(A, B)`` of each measure.
+- :func:`discretize`, :func:`lti_step` -- discrete LTI memory.
+- :func:`legs_init`, :func:`legs_step`, :func:`legs_step_dense` -- the time-varying LegS update.
+- :func:`project` -- the memory of a whole sequence; :func:`reconstruct` -- the history back.
+- :mod:`hippo.funcapprox` -- online function approximation (``approximate_function``).
+"""
+
+from hippo.discretize import METHODS, discretize, lti_step
+from hippo.legs import legs_init, legs_step, legs_step_dense, legs_step_scan
+from hippo.project import project
+from hippo.reconstruct import reconstruct
+from hippo.transition import MEASURES, transition
+
+__all__ = [
+    "MEASURES",
+    "METHODS",
+    "discretize",
+    "legs_init",
+    "legs_step",
+    "legs_step_dense",
+    "legs_step_scan",
+    "lti_step",
+    "project",
+    "reconstruct",
+    "transition",
+]

@@ -1,0 +1,90 @@
+"""Transition matrices against their closed forms, element by element."""
+
+import math
+
+import pytest
+import torch
+
+from hippo import MEASURES, discretize, transition
+
+N = 7
+
+
+def test_legs_closed_form_and_eigenvalues():
+    A, B = transition("legs", N)
+    assert A.dtype == torch.float64 and A.shape == (N, N) and B.shape == (N,)
+    for n in range(N):
+        assert B[n] == pytest.approx(math.sqrt(2 * n + 1))
+        for k in range(N):
+            want = -math.sqrt(2 * n + 1) * math.sqrt(2 * k + 1) if n > k else 0.0
+            want = -(n + 1) if n == k else want
+            assert A[n, k] == pytest.approx(want, abs=1e-14)
+    ev = torch.linalg.eigvals(transition("legs", 32)[0])
+    assert torch.allclose(ev.real.sort().values, -torch.arange(32, 0, -1, dtype=torch.float64))
+    assert ev.imag.abs().max() < 1e-12
+
+
+@pytest.mark.parametrize("theta", [1.0, 2.5])
+def test_legt_and_lmu_closed_forms(theta):
+    A, B = transition("legt", N, theta=theta)
+    Al, Bl = transition("lmu", N, theta=theta)
+    for n in range(N):
+        sn = math.sqrt(2 * n + 1)
+        assert B[n] == pytest.approx(sn / theta)
+        assert Bl[n] == pytest.approx((2 * n + 1) * (-1) ** n / theta)
+        for k in range(N):
+            sk = math.sqrt(2 * k + 1)
+            assert A[n, k] == pytest.approx(-sn * sk * (1 if n >= k else (-1) ** (n - k)) / theta)
+            lmu = (2 * n + 1) * (-1 if n < k else (-1) ** (n - k + 1)) / theta
+            assert Al[n, k] == pytest.approx(lmu)
+
+
+def test_legt_equals_lmu_up_to_diagonal_scaling():
+    A, B = transition("legt", 16, theta=3.0)
+    Al, Bl = transition("lmu", 16, theta=3.0)
+    n = torch.arange(16, dtype=torch.float64)
+    T = torch.diag((1 - 2 * (n % 2)) / torch.sqrt(2 * n + 1))
+    assert torch.allclose(T @ Al @ torch.linalg.inv(T), A, atol=1e-12)
+    assert torch.allclose(T @ Bl, B, atol=1e-12)
+
+
+def test_laguerre_family():
+    A, B = transition("lagt", N, beta=2.0)
+    for n in range(N):
+        assert B[n] == 2.0
+        for k in range(N):
+            assert A[n, k] == (-0.5 if n == k else (-1.0 if n > k else 0.0))
+    At, Bt = transition("tlagt", N, beta=0.3)
+    assert torch.allclose(At, 0.35 * torch.eye(N, dtype=torch.float64) - torch.tril(torch.ones(N, N, dtype=torch.float64)))
+    assert torch.allclose(Bt, torch.full((N,), 0.3, dtype=torch.float64))
+    # glagt with alpha = 0, beta = 1 is the untilted Laguerre projection (tlagt, beta = 1)
+    Ag, Bg = transition("glagt", N, alpha=0.0, beta=1.0)
+    At1, Bt1 = transition("tlagt", N, beta=1.0)
+    assert torch.allclose(Ag, At1) and torch.allclose(Bg, Bt1)
+
+
+def test_fout_structure():
+    A, B = transition("fout", 5, theta=2.0)
+    p = torch.tensor([1, math.sqrt(2), 0, math.sqrt(2), 0], dtype=torch.float64)
+    W = torch.zeros(5, 5, dtype=torch.float64)
+    W[1, 2], W[2, 1], W[3, 4], W[4, 3] = 2 * math.pi, -2 * math.pi, 4 * math.pi, -4 * math.pi
+    assert torch.allclose(A, (W - p[:, None] * p[None]) / 2.0)
+    assert torch.allclose(B, p / 2.0)
+
+
+@pytest.mark.parametrize("measure", MEASURES)
+def test_every_measure_is_stable_after_discretisation(measure):
+    A, B = transition(measure, 12)
+    Ad, _ = discretize(A, B, 0.01, "bilinear")
+    assert torch.linalg.eigvals(Ad).abs().max() <= 1 + 1e-9
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown measure 'legx'.*legs"):
+        transition("legx", 4)
+    with pytest.raises(ValueError, match="N must be an integer >= 1"):
+        transition("legs", 0)
+    with pytest.raises(ValueError, match="takes no parameter"):
+        transition("legs", 4, theta=1.0)
+    with pytest.raises(ValueError, match="theta"):
+        transition("legt", 4, theta=0.0)
