@@ -1,0 +1,108 @@
+"""Download a UEA archive zip, check it and unpack it safely.
+
+The archive's zip files are not pinned here: nobody on the team has a verified sha256 of
+``CharacterTrajectories.zip`` (the shared copy came from a mirror, without the zip). What IS
+known are the sha256s of the extracted per-dimension ``.arff`` files (shared/data/README.md), so
+for CharacterTrajectories those are verified after extraction instead. For every download the
+zip's own sha256 is written next to the data (``<name>.zip.sha256``) so a run can record it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from bench.data.paths import DataNotFoundError, sha256_file
+
+UEA_URL = "https://www.timeseriesclassification.com/aeon-toolkit/{name}.zip"
+
+# sha256 of archive zips, when known; none is known yet (see the module docstring).
+ARCHIVE_SHA256: dict[str, str] = {}
+
+# sha256 of extracted files, from shared/data/README.md (files as the archive ships them).
+FILE_SHA256: dict[str, dict[str, str]] = {
+    "CharacterTrajectories": {
+        "CharacterTrajectoriesDimension1_TRAIN.arff": "09d6a3c66b874ef80d8fa259a2a079534cf68f6893bd2667a5367400d5efa147",
+        "CharacterTrajectoriesDimension2_TRAIN.arff": "052bd654def99d976967ae6a1a4aff625d2683116c8359232449b3df61e619f1",
+        "CharacterTrajectoriesDimension3_TRAIN.arff": "043ac8333f7852844c8a5464abe435ee76e2ff29559cc00dfc16de7ab149db7b",
+        "CharacterTrajectoriesDimension1_TEST.arff": "35f8354a74addccbe2693875a6756a0b40a8e6300092a38cbd6aef96cee90b82",
+        "CharacterTrajectoriesDimension2_TEST.arff": "0beb557aa88af34b74698c5fe00cc4fe7c01c9b0db580ef84ca9d4bad005381f",
+        "CharacterTrajectoriesDimension3_TEST.arff": "55d8aaddd4240ba8ce3ebd9e97451bcaef0db846e361c4c3264716715b11370e",
+    },
+}
+
+
+class ChecksumError(ValueError):
+    """A downloaded or extracted file does not have the pinned sha256."""
+
+
+def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]) -> list[Path]:
+    """Unpack a zip into ``target``, refusing members that would land outside it.
+
+    Absolute names, ``..`` components and symbolic links are all rejected before anything is
+    written, so a hostile archive cannot touch files elsewhere. Returns the extracted files.
+    """
+    target = Path(target).resolve()
+    with zipfile.ZipFile(archive) as zf:
+        members = zf.infolist()
+        for member in members:
+            dest = (target / member.filename).resolve()
+            is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
+            if is_link or not dest.is_relative_to(target) or Path(member.filename).is_absolute():
+                raise ValueError(
+                    f"{archive}: refusing to extract {member.filename!r} (it would escape {target})"
+                )
+        target.mkdir(parents=True, exist_ok=True)
+        zf.extractall(target)
+    return [target / m.filename for m in members if not m.is_dir()]
+
+
+def verify_files(name: str, root: str | os.PathLike[str]) -> None:
+    """Check the extracted files of ``name`` under ``root`` against :data:`FILE_SHA256`, if pinned."""
+    for filename, expected in FILE_SHA256.get(name, {}).items():
+        found = sorted(Path(root).rglob(filename))
+        if found and (got := sha256_file(found[0])) != expected:
+            raise ChecksumError(
+                f"{found[0]}: sha256 {got}, expected {expected} (corrupt or different release)"
+            )
+
+
+def download_uea(
+    name: str, root: str | os.PathLike[str], url: str | None = None, timeout: float = 60.0
+) -> Path:
+    """Download ``{name}.zip`` from the UEA archive into ``root/name`` and unpack it there.
+
+    Downloads to a temporary file first (an interrupted download leaves nothing half-written),
+    verifies the pinned sha256 when one is known, records the zip's sha256 and extracts safely.
+    Raises :class:`DataNotFoundError` when the archive cannot be reached.
+    """
+    url = url or UEA_URL.format(name=name)
+    target = Path(root) / name
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target, suffix=".zip.part", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                shutil.copyfileobj(response, tmp)
+        except (urllib.error.URLError, OSError) as exc:
+            tmp.close()
+            tmp_path.unlink(missing_ok=True)
+            raise DataNotFoundError(
+                f"could not download {url} ({exc}); download it by hand and unzip it into {target}/"
+            ) from exc
+    try:
+        digest = sha256_file(tmp_path)
+        expected = ARCHIVE_SHA256.get(name)
+        if expected is not None and digest != expected:
+            raise ChecksumError(f"{url}: sha256 {digest}, expected {expected}")
+        safe_extract(tmp_path, target)
+        verify_files(name, target)
+        (target / f"{name}.zip.sha256").write_text(f"{digest}  {name}.zip\n")
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    return target

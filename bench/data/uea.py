@@ -1,0 +1,471 @@
+"""Any dataset of the UEA multivariate archive under the Neural CDE / HiPPO reference protocol.
+
+Protocol (shared/DESIGN.md, "Data protocols"), applied in this order:
+
+1. concatenate the archive's TRAIN and TEST; labels ``0..K-1`` in the classes' declared order;
+2. pad every channel of every series to the longest length with its last observed value
+   (padding counts as observed: it is part of the reference protocol, and ``lengths`` is the
+   full padded length); ``?`` before a channel's last value is a missing value;
+3. missing-data variant: per series, drop ``int(L * missing_rate)`` time points (all channels)
+   chosen by ``torch.randperm`` with one generator seeded 56789, series by series, as the
+   Neural CDE code does. This happens at the source rate, so a rate change keeps the same
+   physical points missing;
+4. stratified 70/15/15 split (``train_test_split(train_size=0.7, random_state=0)``, then the
+   rest 50/50 with ``random_state=1``; the first half is validation);
+5. per channel: subtract the training split's mean, divide by its std (unbiased) + 1e-5, over
+   observed values only (the statistics never see validation or test data);
+6. unobserved values are forward filled (0 = the training mean before the first observation);
+7. rate change: factor ``hz`` in (0, 1] keeps source indices ``arange(int(L * hz)) // hz``.
+
+Time: ``"index"`` gives the retained positions ``0, 1, 2, ...`` (what the reference passes);
+``"physical"`` gives seconds ``source_index / sample_rate_hz`` (needs ``sample_rate_hz``).
+
+Parsing is done once per source-file content: the parsed arrays are cached in the cache
+directory (``BENCH_CACHE_DIR``) under the sha256 of the source files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch import Tensor
+
+from bench.data import download as dl
+from bench.data.base import EXTRAS, SequenceDataModule, SequenceDataset, check_choice, check_rate
+from bench.data.formats import ParsedSeries, read_arff_dimensions, read_ts
+from bench.data.paths import DataNotFoundError, cache_dir, resolve_data_dir, sha256_files
+
+MISSING_SEED = 56789
+TIME_MODES = ("index", "physical")
+# Bump when parsing changes what ends up in the cache.
+PARSE_VERSION = "1"
+PROCESS_VERSION = "1"
+
+
+def rate_indices(length: int, hz: float) -> np.ndarray:
+    """Source indices kept at rate factor ``hz``: ``arange(int(length * hz)) // hz`` (int64)."""
+    kept = int(length * hz)
+    if kept < 2:
+        raise ValueError(f"rate factor {hz} keeps {kept} of {length} steps; at least 2 are needed")
+    return (np.arange(kept) // hz).astype(np.int64)
+
+
+def find_uea_files(root: Path, name: str) -> tuple[str, dict[str, list[Path]]] | None:
+    """The source files of ``name`` under ``root`` or ``root/name`` (searched recursively there).
+
+    Returns ``("ts", {"TRAIN": [...], "TEST": [...]})`` when both ``.ts`` files are present (they
+    are preferred), else ``("arff", ...)`` with the per-dimension files in dimension order, else None.
+    """
+    folders = [root / name, root] if (root / name).is_dir() else [root]
+
+    def first(filename: str) -> Path | None:
+        for folder in folders:
+            if (folder / filename).is_file():
+                return folder / filename
+        if (root / name).is_dir():
+            return next(iter(sorted((root / name).rglob(filename))), None)
+        return None
+
+    ts = {split: first(f"{name}_{split}.ts") for split in ("TRAIN", "TEST")}
+    if all(ts.values()):
+        return "ts", {split: [path] for split, path in ts.items()}
+    arff: dict[str, list[Path]] = {}
+    for split in ("TRAIN", "TEST"):
+        arff[split] = []
+        while path := first(f"{name}Dimension{len(arff[split]) + 1}_{split}.arff"):
+            arff[split].append(path)
+    if arff["TRAIN"] and len(arff["TRAIN"]) == len(arff["TEST"]):
+        return "arff", arff
+    return None
+
+
+def missing_message(name: str, root: Path) -> str:
+    return (
+        f"UEA dataset {name!r} not found under {root}: download "
+        f"{dl.UEA_URL.format(name=name)} and unzip it into {root / name}/ so that it holds "
+        f"{name}_TRAIN.ts and {name}_TEST.ts (or the per-dimension {name}Dimension<k>_TRAIN.arff / "
+        f"_TEST.arff files), or point data_dir= / BENCH_DATA_DIR at a folder that has them"
+    )
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    # Write beside the target and rename: a crash mid-write never leaves a corrupt cache.
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        np.savez(tmp, **arrays)
+    os.replace(tmp.name, path)
+
+
+def load_parsed(
+    kind: str, files: dict[str, list[Path]], name: str
+) -> tuple[ParsedSeries, ParsedSeries, str]:
+    """Parse TRAIN and TEST (or load them from the cache) -> (train, test, sha256 of the sources)."""
+    sources = [*files["TRAIN"], *files["TEST"]]
+    checksum = sha256_files(sources)
+    cached = cache_dir() / f"uea-{name}-{kind}-v{PARSE_VERSION}-{checksum[:20]}.npz"
+    if cached.is_file():
+        with np.load(cached, allow_pickle=False) as z:
+            classes = tuple(z["classes"].tolist())
+            splits = [
+                ParsedSeries(z[f"{s}_values"], z[f"{s}_labels"], classes) for s in ("train", "test")
+            ]
+        return splits[0], splits[1], checksum
+    read = (lambda paths: read_ts(paths[0])) if kind == "ts" else read_arff_dimensions
+    train, test = read(files["TRAIN"]), read(files["TEST"])
+    if train.values.shape[1] != test.values.shape[1]:
+        raise ValueError(
+            f"{name}: TRAIN has {train.values.shape[1]} channels but TEST has {test.values.shape[1]}"
+        )
+    _save_npz(
+        cached,
+        train_values=train.values,
+        train_labels=train.labels,
+        test_values=test.values,
+        test_labels=test.labels,
+        classes=np.array(train.classes),
+    )
+    return train, test, checksum
+
+
+def pad_last_observed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(N, C, L)`` with NaN -> (values, observed): each channel's tail after its last value is
+    filled with that value and counts as observed; NaN before it stays NaN (missing)."""
+    present = ~np.isnan(values)
+    length = values.shape[-1]
+    last = length - 1 - np.argmax(present[..., ::-1], axis=-1)  # (N, C)
+    fill = np.take_along_axis(values, last[..., None], axis=-1)
+    tail = (np.arange(length) > last[..., None]) & present.any(-1, keepdims=True)
+    values = np.where(tail, fill, values)
+    return values, ~np.isnan(values)
+
+
+def drop_time_points(values: Tensor, missing_rate: float, seed: int = MISSING_SEED) -> Tensor:
+    """``(N, L, C)``: set ``int(L * missing_rate)`` random time points of each series to NaN.
+
+    One ``torch.Generator`` seeded ``seed`` draws ``randperm(L)`` for series 0, 1, ... in turn
+    (the Neural CDE reference); all channels of a dropped time point go missing.
+    """
+    values = values.clone()
+    generator = torch.Generator().manual_seed(seed)
+    n_drop = int(values.shape[1] * missing_rate)
+    for row in values:
+        row[torch.randperm(values.shape[1], generator=generator)[:n_drop]] = float("nan")
+    return values
+
+
+def forward_fill(values: Tensor) -> Tensor:
+    """``(N, L, C)``: NaN -> last non-NaN value along L; 0 before the first one."""
+    steps = torch.arange(values.shape[1]).view(1, -1, 1).expand_as(values)
+    last = torch.where(torch.isnan(values), -1, steps).cummax(dim=1).values
+    filled = values.gather(1, last.clamp(min=0))
+    return torch.where(last < 0, torch.zeros_like(values), filled)
+
+
+def stratified_split(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """The reference 70/15/15 split of ``range(N)``, stratified by ``labels`` (ints)."""
+    index = np.arange(len(labels))
+    train, rest = train_test_split(
+        index, train_size=0.7, random_state=0, shuffle=True, stratify=labels
+    )
+    val, test = train_test_split(
+        rest, train_size=0.5, random_state=1, shuffle=True, stratify=labels[rest]
+    )
+    return {"train": train, "val": val, "test": test}
+
+
+def reference_protocol(
+    train: ParsedSeries, test: ParsedSeries, missing_rate: float
+) -> dict[str, Any]:
+    """Steps 1-6 of the protocol (module docstring) at the source rate.
+
+    Returns ``values`` ``(N, L, C)`` float32 (normalised, forward filled), ``mask`` ``(N, L, C)``
+    bool, ``labels`` ``(N,)`` int64, ``splits`` name -> row indices, ``mean`` / ``std`` ``(C,)``
+    float64 (training statistics) and ``classes``.
+    """
+    classes = train.classes
+    if set(test.classes) != set(classes):
+        raise ValueError(
+            f"TRAIN declares classes {list(classes)} but TEST declares {list(test.classes)}"
+        )
+    lookup = {c: i for i, c in enumerate(classes)}
+    n_train, lmax = len(train.labels), max(train.values.shape[-1], test.values.shape[-1])
+    raw = np.full((n_train + len(test.labels), train.values.shape[1], lmax), np.nan)
+    raw[:n_train, :, : train.values.shape[-1]] = train.values
+    raw[n_train:, :, : test.values.shape[-1]] = test.values
+    labels = np.array([lookup[c] for c in [*train.labels, *test.labels]], dtype=np.int64)
+    padded, _ = pad_last_observed(raw)
+    values = drop_time_points(torch.from_numpy(padded).transpose(1, 2).contiguous(), missing_rate)
+    mask = ~torch.isnan(values)
+    splits = stratified_split(labels)
+    train_values = values[torch.from_numpy(splits["train"])].flatten(
+        0, 1
+    )  # (n * L, C), NaN = unobserved
+    mean = train_values.nanmean(dim=0)
+    count = (~torch.isnan(train_values)).sum(dim=0)
+    std = (
+        ((train_values - mean) ** 2).nansum(dim=0) / (count - 1)
+    ).sqrt()  # unbiased, as the reference
+    return {
+        "values": forward_fill((values - mean) / (std + 1e-5)).float(),
+        "mask": mask,
+        "labels": torch.from_numpy(labels),
+        "splits": {k: torch.from_numpy(v) for k, v in splits.items()},
+        "mean": mean,
+        "std": std,
+        "classes": list(classes),
+    }
+
+
+class UEADataModule(SequenceDataModule):
+    """A UEA archive dataset as :class:`SequenceBatch` loaders (protocol: module docstring).
+
+    Args:
+        name: archive name, e.g. ``"CharacterTrajectories"`` (files ``{name}_TRAIN.ts`` ... or
+            ``{name}Dimension<k>_TRAIN.arff`` ... under ``data_dir`` or ``data_dir/name``).
+        data_dir: data folder; default ``$BENCH_DATA_DIR``, else the per-user cache.
+        train_hz: rate factor in (0, 1] of the training data (and of validation loader 0).
+        eval_hz: rate factor of the test data (and of validation loader 1).
+        time: ``"index"`` (step positions) or ``"physical"`` (seconds; needs ``sample_rate_hz``).
+        missing_rate: share of time points dropped per series, in [0, 1).
+        batch_size / eval_batch_size: training / evaluation batch sizes.
+        seed: seed of the training shuffle (the split and the missing points use the fixed
+            reference seeds 0, 1 and 56789 so every model sees the same data).
+        sample_rate_hz: the recording's sampling rate (200 for CharacterTrajectories).
+        extras: per-model preprocessing to precompute per (split, rate), e.g. ``("cde_coeffs",)``.
+        download: whether ``prepare_data`` may download absent files.
+
+    ``val_dataloader()`` returns ``[val at train_hz, val at eval_hz]`` (``dataloader_idx`` 0 / 1,
+    named by ``val_dataloader_names``); ``eval_dataloader(split, hz)`` gives any split at any rate.
+    """
+
+    val_dataloader_names = ["val_train_rate", "val_eval_rate"]
+
+    def __init__(
+        self,
+        name: str,
+        data_dir: str | os.PathLike[str] | None = None,
+        train_hz: float = 1.0,
+        eval_hz: float = 1.0,
+        time: str = "index",
+        missing_rate: float = 0.0,
+        batch_size: int = 32,
+        seed: int = 0,
+        *,
+        eval_batch_size: int | None = None,
+        sample_rate_hz: float | None = None,
+        extras: tuple[str, ...] | list[str] = (),
+        download: bool = True,
+        num_workers: int = 0,
+    ):
+        super().__init__(batch_size, eval_batch_size, seed, num_workers)
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"name must be a UEA dataset name such as 'CharacterTrajectories', got {name!r}"
+            )
+        self.name = name
+        self.data_dir = resolve_data_dir(data_dir)
+        self.train_hz = check_rate("train_hz", train_hz)
+        self.eval_hz = check_rate("eval_hz", eval_hz)
+        self.time = check_choice("time", time, TIME_MODES)
+        if (
+            isinstance(missing_rate, bool)
+            or not isinstance(missing_rate, int | float)
+            or not 0.0 <= missing_rate < 1.0
+        ):
+            raise ValueError(f"missing_rate must be in [0, 1), got {missing_rate!r}")
+        self.missing_rate = float(missing_rate)
+        if sample_rate_hz is not None and not sample_rate_hz > 0:
+            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz!r}")
+        if time == "physical" and sample_rate_hz is None:
+            raise ValueError(f"time='physical' needs sample_rate_hz (the sampling rate of {name})")
+        self.sample_rate_hz = sample_rate_hz
+        for key in extras:
+            check_choice("extras entry", key, EXTRAS)
+        self.extras = tuple(extras)
+        self.download = download
+        self._parsed: tuple[ParsedSeries, ParsedSeries, str, str, list[Path]] | None = None
+        self._data: dict[str, Any] | None = None
+        self._datasets: dict[tuple[str, float], SequenceDataset] = {}
+
+    # ----------------------------------------------------------------- loading
+    def _files(self) -> tuple[str, dict[str, list[Path]]]:
+        found = find_uea_files(self.data_dir, self.name)
+        if found is None:
+            raise DataNotFoundError(missing_message(self.name, self.data_dir))
+        return found
+
+    def prepare_data(self) -> None:
+        """Download and unpack the archive zip when the files are absent and ``download`` is on."""
+        if find_uea_files(self.data_dir, self.name) is not None:
+            return
+        if not self.download:
+            raise DataNotFoundError(missing_message(self.name, self.data_dir))
+        try:
+            dl.download_uea(self.name, self.data_dir)
+        except (DataNotFoundError, PermissionError) as exc:
+            raise DataNotFoundError(
+                f"{missing_message(self.name, self.data_dir)} (download failed: {exc})"
+            ) from exc
+
+    def _load(self) -> tuple[ParsedSeries, ParsedSeries, str, str, list[Path]]:
+        if self._parsed is None:
+            if find_uea_files(self.data_dir, self.name) is None and self.download:
+                self.prepare_data()
+            kind, files = self._files()
+            train, test, checksum = load_parsed(kind, files, self.name)
+            self._parsed = (train, test, checksum, kind, [*files["TRAIN"], *files["TEST"]])
+        return self._parsed
+
+    def setup(self, stage: str | None = None) -> None:
+        """Parse (or load the cache), apply the protocol once, build the loaders' datasets.
+
+        Datasets of the default (split, rate) pairs are built here, with their ``extras``; any
+        other pair is built on first use by ``eval_dataloader`` and kept.
+        """
+        if self._data is None:
+            self._data = self._process()
+        wanted = {
+            "fit": [("train", self.train_hz), ("val", self.train_hz), ("val", self.eval_hz)],
+            "validate": [("val", self.train_hz), ("val", self.eval_hz)],
+            "test": [("test", self.eval_hz)],
+            "predict": [("test", self.eval_hz)],
+        }
+        pairs = wanted.get(stage or "", [p for v in wanted.values() for p in v])
+        for split, hz in pairs:
+            self._dataset(split, hz)
+
+    def _process(self) -> dict[str, Any]:
+        """The protocol's full-rate tensors, from the cache when these sources were processed before."""
+        train, test, checksum, kind, sources = self._load()
+        cached = cache_dir() / (
+            f"uea-{self.name}-processed-v{PROCESS_VERSION}-{checksum[:20]}-missing{self.missing_rate!r}.pt"
+        )
+        if cached.is_file():
+            data = torch.load(cached, weights_only=True)
+        else:
+            data = reference_protocol(train, test, self.missing_rate)
+            with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".tmp", delete=False) as tmp:
+                torch.save(data, tmp)
+            os.replace(tmp.name, cached)
+        data["splits"] = {k: v.numpy() for k, v in data["splits"].items()}
+        return {**data, "checksum": checksum, "kind": kind, "sources": [p.name for p in sources]}
+
+    def _dataset(self, split: str, hz: float) -> SequenceDataset:
+        key = (split, float(hz))
+        if key not in self._datasets:
+            if self._data is None:
+                self.setup()
+            data = self._data
+            rows = torch.from_numpy(data["splits"][split])
+            index = torch.from_numpy(rate_indices(data["values"].shape[1], hz))
+            values, mask = data["values"][rows][:, index], data["mask"][rows][:, index]
+            n, steps = values.shape[:2]
+            if self.time == "index":
+                times = torch.arange(steps, dtype=torch.float32)
+            else:
+                times = (index.double() / self.sample_rate_hz).float()
+            times = times.expand(n, steps)
+            extras = {}
+            if "cde_coeffs" in self.extras:
+                extras["cde_coeffs"] = cde_coefficients(values, times, mask)
+            lengths = torch.full((n,), steps, dtype=torch.int64)
+            self._datasets[key] = SequenceDataset(
+                values, times, mask, lengths, data["labels"][rows], extras
+            )
+        return self._datasets[key]
+
+    def val_dataloader(self):
+        """``[val at train_hz, val at eval_hz]``: ``dataloader_idx`` 0 is for model selection."""
+        return [
+            self._loader(self._dataset("val", hz), shuffle=False)
+            for hz in (self.train_hz, self.eval_hz)
+        ]
+
+    # ------------------------------------------------------------ information
+    @property
+    def num_inputs(self) -> int:
+        """Channels C of ``values`` (time is in ``times``, not a channel)."""
+        return self._load()[0].values.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._load()[0].classes)
+
+    def seq_len(self, hz: float | None = None) -> int:
+        """Steps per series at rate factor ``hz`` (default ``train_hz``)."""
+        train, test = self._load()[:2]
+        hz = self.train_hz if hz is None else check_rate("hz", hz)
+        return len(rate_indices(max(train.values.shape[-1], test.values.shape[-1]), hz))
+
+    def describe(self) -> dict[str, Any]:
+        """The protocol settings, for run records."""
+        if self._data is None:
+            self.setup()
+        data = self._data
+        return {
+            "dataset": self.name,
+            "protocol": "ncde-reference (concat, pad last value, 70/15/15)",
+            "train_hz": self.train_hz,
+            "eval_hz": self.eval_hz,
+            "time": self.time,
+            "sample_rate_hz": self.sample_rate_hz,
+            "missing_rate": self.missing_rate,
+            "missing_seed": MISSING_SEED,
+            "split_random_state": [0, 1],
+            "shuffle_seed": self.seed,
+            "split_sizes": {k: len(v) for k, v in data["splits"].items()},
+            "seq_len": {"train": self.seq_len(self.train_hz), "eval": self.seq_len(self.eval_hz)},
+            "num_inputs": data["values"].shape[-1],
+            "num_classes": len(data["classes"]),
+            "classes": list(data["classes"]),
+            "normalisation_mean": data["mean"].tolist(),
+            "normalisation_std": data["std"].tolist(),
+            "source_format": data["kind"],
+            "source_files": data["sources"],
+            "source_sha256": data["checksum"],
+            "extras": list(self.extras),
+        }
+
+
+def interpolate_missing(x: Tensor) -> Tensor:
+    """``(N, L, C)``: NaN -> linear interpolation in the step index between the nearest observed
+    neighbours; the first / last observation before / after them; 0 for an all-NaN channel.
+
+    The same filling torchcde applies to NaN (``t = 0..L-1``), done for the whole batch at once:
+    torchcde's own NaN path loops over every series and channel in Python (45 s for this data).
+    """
+    observed = ~torch.isnan(x)
+    if observed.all():
+        return x
+    length = x.shape[1]
+    steps = torch.arange(length, device=x.device).view(1, -1, 1).expand_as(x)
+    prev = torch.where(observed, steps, -1).cummax(dim=1).values
+    nxt = torch.where(observed, steps, length).flip(1).cummin(dim=1).values.flip(1)
+    x_prev = x.gather(1, prev.clamp(min=0))
+    x_next = x.gather(1, nxt.clamp(max=length - 1))
+    ratio = (steps - prev) / (nxt - prev).clamp(min=1)
+    out = x_prev + ratio.to(x.dtype) * (x_next - x_prev)
+    out = torch.where(prev < 0, x_next, out)  # before the first observation
+    out = torch.where(nxt >= length, x_prev, out)  # after the last one
+    out = torch.where(observed.any(dim=1, keepdim=True), out, torch.zeros_like(x))
+    return torch.where(observed, x, out)
+
+
+def cde_coefficients(values: Tensor, times: Tensor, mask: Tensor) -> Tensor:
+    """torchcde Hermite coefficients of ``[times, values]`` with NaN at unobserved points.
+
+    ``(N, L, C)``, ``(N, L)``, ``(N, L, C)`` -> ``(N, L - 1, 4 * (C + 1))`` float32. The spline is
+    parameterised by torchcde's default ``t = 0..L-1``; time enters as channel 0. NaN points are
+    filled first by :func:`interpolate_missing`, exactly as torchcde would fill them.
+    """
+    import torchcde  # only models that ask for coefficients pay for the import
+
+    x = torch.cat([times[..., None], values.masked_fill(~mask, float("nan"))], dim=-1).float()
+    return torchcde.hermite_cubic_coefficients_with_backward_differences(
+        interpolate_missing(x)
+    ).float()
