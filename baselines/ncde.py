@@ -1,0 +1,169 @@
+"""Neural CDE (Kidger, Morrill, Foster, Lyons, "Neural Controlled Differential Equations for
+Irregular Time Series", NeurIPS 2020), with torchcde.
+
+The path X is the Hermite cubic spline with backward differences through
+``[time, values (NaN where unobserved)]``, knots at 0, 1, ..., L-1 (torchcde's default
+parametrisation: the spline's own "time" is the step index, and the data's time, index or
+physical, is the path's first channel). Then::
+
+    z_0 = Linear(X(0));  dz = f(z) dX;  logits = Linear(z at knot lengths - 1)
+
+with the vector field f an MLP (ReLU hidden layers, final tanh) reshaped to (H, C + 1). The CDE is
+solved with fixed-step rk4 at step 1, the knot spacing (one step per sample), as in the Neural CDE
+experiments, not with the default adaptive dopri5 (tens of times slower on CPU).
+
+Backward differences make the spline on [k, k + 1] depend only on samples k - 1, k, k + 1, so
+z at knot ``lengths - 1`` never sees the padding.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torchcde
+from torch import Tensor, nn
+
+from bench.data.batch import SequenceBatch
+from bench.models.base import check_sizes, last_valid
+
+from .common import check_choice, mlp
+
+SOLVERS = ("rk4", "midpoint", "euler", "dopri5")
+
+
+def cde_coefficients(
+    values: Tensor, times: Tensor, mask: Tensor, lengths: Tensor | None = None
+) -> Tensor:
+    """torchcde Hermite cubic coefficients ``(B, L-1, 4 * (C + 1))`` of ``[times, values]``.
+
+    ``values`` ``(B, L, C)``, ``times`` ``(B, L)``, ``mask`` ``(B, L, C)``, ``lengths`` ``(B,)``.
+    Unobserved values become NaN (torchcde fills them by linear interpolation between neighbouring
+    observations). Everything after a channel's last observation within ``lengths`` is set to that
+    observation, which is what torchcde does with trailing NaNs anyway: so a padded series gets
+    the same path up to its length as the unpadded one, and no NaN reaches torchcde's slow
+    per-channel missing-value loop just because of padding. Data modules should call this to
+    precompute ``extras["cde_coeffs"]`` so both routes agree exactly.
+    """
+    steps = torch.arange(values.shape[1], device=values.device)
+    observed = (
+        mask if lengths is None else mask & (steps.view(1, -1) < lengths.view(-1, 1)).unsqueeze(-1)
+    )
+    last = torch.where(observed, steps.view(1, -1, 1), -1).amax(dim=1, keepdim=True)  # (B, 1, C)
+    last_value = values.gather(1, last.clamp(min=0))
+    x = torch.where(observed, values, torch.nan)
+    x = torch.where((steps.view(1, -1, 1) > last) & (last >= 0), last_value, x)
+    path = torch.cat([times.to(values.dtype).unsqueeze(-1), x], dim=-1)
+    return torchcde.hermite_cubic_coefficients_with_backward_differences(path)
+
+
+class _VectorField(nn.Module):
+    """``f(t, z)``: ``(B, H) -> (B, H, C + 1)``, an MLP with ReLU hidden layers and a final tanh."""
+
+    def __init__(self, hidden_size: int, path_channels: int, width: int, num_hidden_layers: int):
+        super().__init__()
+        self.shape = (hidden_size, path_channels)
+        self.net = mlp(hidden_size, width, hidden_size * path_channels, num_hidden_layers, nn.ReLU)
+
+    def forward(self, t: Tensor, z: Tensor) -> Tensor:
+        return torch.tanh(self.net(z)).view(*z.shape[:-1], *self.shape)
+
+
+class NeuralCDE(nn.Module):
+    """Neural CDE classifier: ``forward(batch)`` -> logits ``(B, num_classes)``.
+
+    Reference configuration (Neural CDE experiments on CharacterTrajectories, reused by the HiPPO
+    paper): ``hidden_size`` 32, ``hidden_hidden_size`` 32, ``num_hidden_layers`` 3, solver
+    ``rk4`` with ``step_size`` 1 (one step per sample; ``step_size`` is in knot units and ignored
+    by dopri5). ``adjoint=False`` backpropagates through the solver steps directly: exact
+    gradients of the discrete solve, and faster at this size. ``adjoint=True`` uses torchcde's
+    adjoint, whose backward rk4 solve at step 1 is only approximate (gradients off by several
+    percent on rough paths; they converge as ``step_size`` shrinks). Reads
+    ``extras["cde_coeffs"]`` when the data module supplies it, else computes it with
+    :func:`cde_coefficients`.
+    """
+
+    code_version = "1"
+    batch_extras: ClassVar[tuple[str, ...]] = ("cde_coeffs",)
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_classes: int,
+        hidden_size: int = 32,
+        hidden_hidden_size: int = 32,
+        num_hidden_layers: int = 3,
+        solver: str = "rk4",
+        step_size: float = 1.0,
+        adjoint: bool = False,
+    ):
+        super().__init__()
+        check_sizes(
+            "NeuralCDE",
+            num_inputs=num_inputs,
+            num_classes=num_classes,
+            hidden_size=hidden_size,
+            hidden_hidden_size=hidden_hidden_size,
+            num_hidden_layers=num_hidden_layers,
+        )
+        check_choice("NeuralCDE", "solver", solver, SOLVERS)
+        if isinstance(step_size, bool) or not (
+            isinstance(step_size, int | float) and 0 < step_size <= 1
+        ):
+            raise ValueError(
+                f"NeuralCDE: step_size must be in (0, 1] (knot spacing is 1), got {step_size!r}"
+            )
+        path_channels = num_inputs + 1  # time is the first channel of the path
+        self.initial = nn.Linear(path_channels, hidden_size)
+        self.func = _VectorField(hidden_size, path_channels, hidden_hidden_size, num_hidden_layers)
+        self.classifier = nn.Linear(hidden_size, num_classes)
+        self.path_channels = path_channels
+        self.solver = solver
+        self.adjoint = bool(adjoint)
+        # fixed-step solvers take one step per knot interval; dopri5 chooses its own steps
+        self.solver_kwargs: dict = (
+            {} if solver == "dopri5" else {"options": {"step_size": float(step_size)}}
+        )
+        self.config = {
+            "num_inputs": num_inputs,
+            "num_classes": num_classes,
+            "hidden_size": hidden_size,
+            "hidden_hidden_size": hidden_hidden_size,
+            "num_hidden_layers": num_hidden_layers,
+            "solver": solver,
+            "step_size": None if solver == "dopri5" else float(step_size),
+            "adjoint": self.adjoint,
+            "interpolation": "hermite_cubic_backward_differences",
+            "inputs": "path [times, values]",
+        }
+
+    def coefficients(self, batch: SequenceBatch) -> Tensor:
+        """The batch's spline coefficients ``(B, L-1, 4 * (C + 1))``: precomputed or computed here."""
+        coeffs = batch.extras.get("cde_coeffs")
+        if coeffs is None:
+            return cde_coefficients(batch.values, batch.times, batch.mask, batch.lengths)
+        b, length, _ = batch.values.shape
+        expected = (b, length - 1, 4 * self.path_channels)
+        if tuple(coeffs.shape) != expected:
+            raise ValueError(
+                f"NeuralCDE: extras['cde_coeffs'] has shape {tuple(coeffs.shape)}; expected {expected}"
+            )
+        return coeffs.to(batch.values.dtype)
+
+    def forward(self, batch: SequenceBatch) -> Tensor:
+        if batch.values.shape[1] < 2:
+            raise ValueError("NeuralCDE: sequences need at least 2 steps to build a spline path")
+        X = torchcde.CubicSpline(self.coefficients(batch))
+        z0 = self.initial(X.evaluate(X.interval[0]))
+        # solve only as far as the longest series in the batch needs (knot lengths - 1)
+        end = max(int(batch.lengths.max()), 2)
+        z = torchcde.cdeint(
+            X,
+            self.func,
+            z0,
+            X.grid_points[:end],
+            adjoint=self.adjoint,
+            method=self.solver,
+            **self.solver_kwargs,
+        )  # (B, end, H)
+        return self.classifier(last_valid(z, batch.lengths))

@@ -1,0 +1,67 @@
+"""LSTM and GRU baselines: ``torch.nn.LSTM`` / ``torch.nn.GRU`` read the values, a linear layer
+reads the last valid hidden state.
+
+As in the HiPPO reference code the recurrent network sees the plain values (no mask, no times),
+so these models are blind to the time channel by construction.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from bench.data.batch import SequenceBatch
+from bench.models.base import check_sizes, last_valid
+
+
+class _TorchRNNClassifier(nn.Module):
+    """A ``torch.nn`` recurrent layer over ``values`` ``(B, L, C)`` and a linear read-out -> ``(B, K)``.
+
+    The network runs over the full padded length and the read-out gathers the output at
+    ``lengths - 1``: exact, because the recurrence is causal (steps past a series' length cannot
+    reach earlier outputs), and faster than packing when most series share one length.
+    """
+
+    code_version = "1"
+    batch_extras: ClassVar[tuple[str, ...]] = ()
+    rnn_type: ClassVar[type[nn.RNNBase]]
+
+    def __init__(
+        self, num_inputs: int, num_classes: int, hidden_size: int = 256, num_layers: int = 1
+    ):
+        super().__init__()
+        name = type(self).__name__
+        check_sizes(
+            name,
+            num_inputs=num_inputs,
+            num_classes=num_classes,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+        )
+        self.rnn = self.rnn_type(num_inputs, hidden_size, num_layers=num_layers, batch_first=True)
+        self.classifier = nn.Linear(hidden_size, num_classes)
+        self.config = {
+            "num_inputs": num_inputs,
+            "num_classes": num_classes,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "cell": self.rnn_type.__name__,
+            "inputs": "values",
+        }
+
+    def forward(self, batch: SequenceBatch) -> Tensor:
+        outputs, _ = self.rnn(batch.values)  # (B, L, H)
+        return self.classifier(last_valid(outputs, batch.lengths))
+
+
+class LSTMClassifier(_TorchRNNClassifier):
+    """LSTM baseline. Reference (HiPPO code, CharacterTrajectories): hidden 256, one layer."""
+
+    rnn_type = nn.LSTM
+
+
+class GRUClassifier(_TorchRNNClassifier):
+    """GRU baseline. Reference (HiPPO code, CharacterTrajectories): hidden 256, one layer."""
+
+    rnn_type = nn.GRU

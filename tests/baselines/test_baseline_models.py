@@ -1,0 +1,75 @@
+"""Behaviour every baseline shares, on synthetic batches with tiny sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from baseline_batches import NUM_CLASSES, make_batch, pad_with_garbage, select
+
+from bench.models.registry import create_model, model_parameters
+
+TINY = {
+    "lstm": {"hidden_size": 8},
+    "gru": {"hidden_size": 8},
+    "gru-d": {"hidden_size": 8},
+    "ode-rnn": {"hidden_size": 8, "hidden_hidden_size": 8},
+    "ncde": {"hidden_size": 8, "hidden_hidden_size": 8},
+    "lmu": {"hidden_size": 8, "memory_order": 6, "theta": 10.0},
+}
+REFERENCE_HIDDEN = {"lstm": 256, "gru": 256, "gru-d": 47, "ode-rnn": 32, "ncde": 32, "lmu": 256}
+
+
+def tiny(name: str, channels: int = 3) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model(name, channels, NUM_CLASSES, **TINY[name])
+
+
+@pytest.mark.parametrize("time_scale", [1.0, 0.005], ids=["index-time", "physical-time"])
+@pytest.mark.parametrize("name", list(TINY))
+def test_logits_and_gradients_are_finite(name: str, time_scale: float) -> None:
+    model = tiny(name)
+    batch = make_batch([12, 9, 12, 5], missing=0.3, time_scale=time_scale)
+    logits = model(batch)
+    assert logits.shape == (4, NUM_CLASSES)
+    assert torch.isfinite(logits).all()
+    torch.nn.functional.cross_entropy(logits, batch.labels).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.3], ids=["complete", "missing"])
+@pytest.mark.parametrize("name", list(TINY))
+def test_padding_does_not_change_logits(name: str, missing: float) -> None:
+    model = tiny(name).eval()
+    lengths = [10, 7, 4]
+    batch = make_batch(lengths, missing=missing, seed=3)
+    padded = pad_with_garbage(batch, 16)
+    with torch.no_grad():
+        together = model(padded)
+        alone = torch.cat([model(select(batch, i, n)) for i, n in enumerate(lengths)])
+    torch.testing.assert_close(together, alone, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(TINY))
+@pytest.mark.parametrize("bad", ["hidden_size", "num_classes", "num_inputs"])
+def test_bad_sizes_raise_a_clear_error(name: str, bad: str) -> None:
+    args = {"num_inputs": 3, "num_classes": NUM_CLASSES, **TINY[name], bad: 0}
+    with pytest.raises(ValueError, match=f"{bad} must be a positive integer"):
+        create_model(name, args.pop("num_inputs"), args.pop("num_classes"), **args)
+
+
+@pytest.mark.parametrize("name", ["ode-rnn", "ncde"])
+def test_unknown_solver_raises(name: str) -> None:
+    with pytest.raises(ValueError, match="solver must be one of"):
+        create_model(name, 3, NUM_CLASSES, solver="dopri8")
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_interface_and_reference_defaults(name: str) -> None:
+    assert model_parameters(name)["hidden_size"].default == REFERENCE_HIDDEN[name]
+    model = tiny(name)
+    assert model.code_version == "1"
+    assert isinstance(model.batch_extras, tuple)
+    assert model.config["hidden_size"] == TINY[name]["hidden_size"]
+    assert model.config["num_classes"] == NUM_CLASSES

@@ -1,0 +1,74 @@
+"""LMU: the memory matrices are the paper's, ZOH is scipy's, and the fused step equals the plain
+equations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.signal
+import torch
+from baseline_batches import make_batch
+
+from baselines.lmu import LMU
+
+
+def formula(order: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Voelker et al. 2019, eq. 2, element by element."""
+    A = np.empty((order, order))
+    B = np.empty(order)
+    for i in range(order):
+        B[i] = (2 * i + 1) * (-1) ** i / theta
+        for j in range(order):
+            A[i, j] = (2 * i + 1) * (-1 if i < j else (-1) ** (i - j + 1)) / theta
+    return A, B
+
+
+@pytest.mark.parametrize(("order", "theta"), [(1, 1.0), (6, 10.0), (32, 182.0)])
+def test_memory_matrices_are_zoh_of_the_papers_matrices(order: int, theta: float) -> None:
+    A, B = formula(order, theta)
+    model = LMU(2, 3, hidden_size=4, memory_order=order, theta=theta)
+    Ad = scipy.linalg.expm(A)
+    Bd = np.linalg.solve(A, (Ad - np.eye(order)) @ B)
+    np.testing.assert_allclose(model.Ad.numpy(), Ad, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.Bd.numpy(), Bd, rtol=1e-5, atol=1e-6)
+    # and the same as scipy's own ZOH, which the HiPPO reference code calls
+    Ad2, Bd2, *_ = scipy.signal.cont2discrete(
+        (A, B[:, None], np.ones((1, order)), 0), dt=1.0, method="zoh"
+    )
+    np.testing.assert_allclose(model.Bd.numpy(), Bd2[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.Ad.numpy(), Ad2, rtol=1e-5, atol=1e-6)
+
+
+def test_forward_matches_the_plain_equations() -> None:
+    torch.manual_seed(0)
+    model = LMU(3, 4, hidden_size=5, memory_order=6, theta=8.0)
+    with torch.no_grad():
+        model.e_m.normal_()  # zero at init; make it count
+    batch = make_batch([9, 5], seed=1)
+    logits = model(batch)
+    for b in range(2):
+        h, m = torch.zeros(5), torch.zeros(6)
+        for t in range(int(batch.lengths[b])):
+            x = batch.values[b, t]
+            u = model.e_x @ x + model.e_h @ h + model.e_m @ m
+            m = model.Ad @ m + model.Bd * u
+            h = torch.tanh(model.W_x @ x + model.W_h @ h + model.W_m @ m)
+        torch.testing.assert_close(logits[b], model.classifier(h), rtol=1e-5, atol=1e-6)
+
+
+def test_defaults_and_config() -> None:
+    config = LMU(3, 2).config
+    assert (config["hidden_size"], config["memory_order"], config["theta"]) == (256, 256, 100.0)
+    assert (config["discretization"], config["dt"]) == ("zoh", 1.0)
+
+
+@pytest.mark.parametrize("theta", [0, -5.0, float("nan"), "100"])
+def test_bad_theta_raises(theta: object) -> None:
+    with pytest.raises(ValueError, match="theta must be a positive number"):
+        LMU(3, 2, hidden_size=4, theta=theta)
+
+
+def test_bad_memory_order_raises() -> None:
+    with pytest.raises(ValueError, match="memory_order must be a positive integer"):
+        LMU(3, 2, hidden_size=4, memory_order=0)
