@@ -1,0 +1,87 @@
+"""HiPPO-RNN classifiers (Gu et al., NeurIPS 2020): a :class:`hippo.nn.HiPPORNN` over the values,
+a linear read-out of the last valid hidden state.
+
+As in the reference code the network reads the plain values (no mask); with
+``timestamped=True`` (LegS only) it also reads ``batch.times`` to set each memory step
+``(t_k - t_{k-1}) / t_k``, which is the reference's "tlsi" cell. Without it LegS uses index
+time (step k has ratio 1/k), which is what the paper's timescale experiments ran.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import Tensor, nn
+
+from bench.data.batch import SequenceBatch
+from bench.models.base import check_sizes, last_valid
+from hippo.nn import HiPPORNN
+
+
+class HiPPOClassifier(nn.Module):
+    """HiPPO-RNN classifier: ``forward(batch) -> logits (B, num_classes)``.
+
+    Args:
+        num_inputs: channels C of ``batch.values`` (B, L, C).
+        num_classes: K.
+        hidden_size: H (reference: 256 on CharacterTrajectories, 512 on permuted MNIST).
+        measure: legs, legt, lmu, lagt, tlagt, glagt or fout (fixed per registry entry).
+        memory_order: N, default ``hidden_size`` (as the reference).
+        memory_channels: scalars written to memory per step (default 1).
+        method: bilinear (default), forward_euler, backward_euler, or zoh (LTI measures only).
+        theta: LTI memory timescale in steps (LegT/LMU/FouT window; Laguerre decay scale);
+            default 100 = the reference's dt = 0.01. Must stay None for legs.
+        timestamped: legs only: memory steps from ``batch.times`` instead of index time.
+        measure_args: measure parameters, e.g. ``{"beta": 0.5}`` for tlagt.
+    """
+
+    code_version = "1"
+    batch_extras: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        num_inputs: int,
+        num_classes: int,
+        hidden_size: int = 256,
+        *,
+        measure: str,
+        memory_order: int | None = None,
+        memory_channels: int = 1,
+        method: str = "bilinear",
+        theta: float | None = None,
+        timestamped: bool = False,
+        measure_args: dict | None = None,
+    ):
+        super().__init__()
+        check_sizes("HiPPOClassifier", num_inputs=num_inputs, num_classes=num_classes,
+                    hidden_size=hidden_size, memory_channels=memory_channels)
+        if memory_order is not None:
+            check_sizes("HiPPOClassifier", memory_order=memory_order)
+        self.rnn = HiPPORNN(
+            num_inputs, hidden_size, measure=measure, memory_order=memory_order,
+            memory_channels=memory_channels, method=method, theta=theta,
+            timestamped=timestamped, measure_args=measure_args,
+        )
+        self.classifier = nn.Linear(hidden_size, num_classes)
+        cell = self.rnn.cell
+        self.config = {
+            "num_inputs": num_inputs,
+            "num_classes": num_classes,
+            "hidden_size": hidden_size,
+            "measure": cell.measure,
+            "memory_order": cell.memory_order,
+            "memory_channels": cell.memory_channels,
+            "method": cell.method,
+            "theta": cell.theta,
+            "timestamped": cell.timestamped,
+            "measure_args": dict(cell.measure_params),
+            "inputs": "values+times" if cell.timestamped else "values",
+        }
+
+    def forward(self, batch: SequenceBatch) -> Tensor:
+        # Steps past the longest series cannot reach any read-out: skip them.
+        steps = int(batch.lengths.max()) if len(batch) else 0
+        steps = max(1, min(steps, batch.values.shape[1]))
+        times = batch.times[:, :steps] if self.rnn.cell.timestamped else None
+        outputs = self.rnn(batch.values[:, :steps], times)  # (B, steps, H)
+        return self.classifier(last_valid(outputs, batch.lengths))

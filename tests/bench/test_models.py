@@ -1,0 +1,126 @@
+"""Every registered model on real CharacterTrajectories batches (tiny sizes, CPU).
+
+One parametrised test per model checks: logits (B, 20) and finite gradients under index and
+physical time; the loss falls when fitting one batch; padding (steps at or past ``lengths``,
+filled with garbage) does not change a shorter series' logits.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.data import CharacterTrajectoriesDataModule, SequenceBatch
+from bench.models import create_model, get_model_entry, list_models
+
+SERIES = 8  # series per batch
+STEPS = 40  # crop: the first 40 of 182 steps keep the slow ODE/CDE models fast
+HIDDEN = 8
+SMALL = {"memory_order": 6}  # small memories where a model has one
+
+DATA_DIR = Path(os.environ.get("BENCH_DATA_DIR", Path(__file__).resolve().parents[2].parent
+                               / "shared" / "data"))
+
+
+def crop(batch: SequenceBatch, steps: int) -> SequenceBatch:
+    """The first ``steps`` steps of every series (lengths clipped; per-step extras cropped)."""
+    L = batch.values.shape[1]
+    extras = {}
+    for key, value in batch.extras.items():
+        # per-step extras have L (points) or L - 1 (intervals) along dim 1
+        extras[key] = value[:, : steps - (L - value.shape[1])]
+    return SequenceBatch(
+        values=batch.values[:, :steps], times=batch.times[:, :steps],
+        mask=batch.mask[:, :steps], lengths=batch.lengths.clamp(max=steps),
+        labels=batch.labels, extras=extras,
+    )
+
+
+_batches: dict[tuple[str, tuple[str, ...]], SequenceBatch] = {}
+
+
+@pytest.fixture(scope="module")
+def real_batch():
+    """``get(time, extras) -> SequenceBatch``: 8 real training series, cropped, cached per key."""
+    if not (DATA_DIR / "CharacterTrajectories").is_dir():
+        pytest.skip(f"CharacterTrajectories not found under {DATA_DIR} (set BENCH_DATA_DIR)")
+
+    def get(time: str, extras: tuple[str, ...]) -> SequenceBatch:
+        key = (time, tuple(extras))
+        if key not in _batches:
+            dm = CharacterTrajectoriesDataModule(
+                DATA_DIR, train_hz=1.0, eval_hz=1.0, time=time, missing_rate=0.0,
+                batch_size=SERIES, seed=0, extras=tuple(extras),
+            )
+            dm.setup("fit")
+            _batches[key] = crop(next(iter(dm.train_dataloader())), STEPS)
+        return _batches[key]
+
+    return get
+
+
+def build(name: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    accepted = set(get_model_entry(name).load().__init__.__code__.co_varnames)
+    kw = {k: v for k, v in SMALL.items() if k in accepted}
+    return create_model(name, 3, 20, hidden_size=HIDDEN, **kw)
+
+
+def garbage_after(batch: SequenceBatch, lengths: torch.Tensor) -> SequenceBatch:
+    """``batch`` with new ``lengths`` and garbage values and mask past them; extras dropped
+    (a model must compute what it needs itself, and precomputed extras would hide the garbage)."""
+    g = torch.Generator().manual_seed(3)
+    past = torch.arange(batch.values.shape[1])[None] >= lengths[:, None]  # (B, L)
+    junk = 50 * torch.randn(batch.values.shape, generator=g)
+    values = torch.where(past[..., None], junk, batch.values)
+    mask = torch.where(past[..., None], torch.rand(batch.mask.shape, generator=g) < 0.5,
+                       batch.mask)
+    return SequenceBatch(values, batch.times, mask, lengths, batch.labels)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_on_real_batches(name: str, real_batch) -> None:
+    model = build(name)
+    extras = tuple(type(model).batch_extras)
+
+    # forward + backward, both time modes
+    for time in ("index", "physical"):
+        batch = real_batch(time, extras)
+        model.zero_grad()
+        logits = model(batch)
+        assert logits.shape == (SERIES, 20), f"{name} ({time} time): logits {tuple(logits.shape)}"
+        assert torch.isfinite(logits).all(), f"{name} ({time} time): non-finite logits"
+        F.cross_entropy(logits, batch.labels).backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert any(g is not None for g in grads), f"{name}: no parameter got a gradient"
+        assert all(torch.isfinite(g).all() for g in grads if g is not None), name
+
+    # padding past lengths does not change a shorter series' logits
+    batch = real_batch("physical", extras)
+    model.eval()
+    short = batch.lengths.clone()
+    short[::2] = torch.tensor([25, 12, 33, 1])[: len(short[::2])]
+    with torch.no_grad():
+        padded = model(garbage_after(batch, short))
+        # the same series with 7 fewer steps (the others are cut, so compare only the short)
+        alone = model(garbage_after(crop(batch, 33), short.clamp(max=33)))
+    torch.testing.assert_close(padded[::2], alone[::2], rtol=1e-4, atol=1e-5,
+                               msg=lambda m: f"{name}: padding changed the logits\n{m}")
+
+    # fitting one batch: the loss falls
+    model = build(name, seed=1)
+    model.train()
+    batch = real_batch("index", extras)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(30):
+        loss = F.cross_entropy(model(batch), batch.labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert min(losses[-3:]) < 0.7 * losses[0], f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f}"
