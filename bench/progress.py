@@ -1,0 +1,150 @@
+"""Suite progress: a rich live display on a terminal, one plain line per run elsewhere (CI, logs).
+
+On a terminal: a suite bar (runs done / total, current run, elapsed, ETA) and an epoch bar
+for the run in progress (fed by :class:`EpochProgress`, a Lightning callback). Not on a
+terminal: one line when each run ends, with its status, headline metric, duration, and the
+suite's elapsed time and ETA.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import lightning as L
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bench.records import RunRecord, RunSpec
+
+
+def _fmt_seconds(seconds: float) -> str:
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def headline(record: RunRecord) -> str:
+    """The one number that says how a run went (or its error)."""
+    if record.status != "ok":
+        return (record.error or "failed").splitlines()[0][:120]
+    m = record.metrics
+    for key, fmt in (("test_acc", "test_acc {:.3f}"), ("mse", "mse {:.3g}"),
+                     ("train_samples_per_s", "train {:.1f} samples/s")):  # fmt: skip
+        if m.get(key) is not None:
+            return fmt.format(m[key])
+    return ""
+
+
+class SuiteProgress:
+    """Reports a suite's progress; use as a context manager around the suite."""
+
+    def __init__(self, total: int, title: str, interactive: bool | None = None) -> None:
+        self.total = total
+        self.title = title
+        self.interactive = sys.stderr.isatty() if interactive is None else interactive
+        self.done = 0
+        self.start = time.perf_counter()
+        self._timed_runs = 0  # runs actually executed (skipped ones take no time: keep them out of the ETA)
+        self._timed_seconds = 0.0
+        self.console = Console(stderr=True, highlight=False)
+        self._progress: Progress | None = None
+        self._suite_task = self._epoch_task = None
+
+    def __enter__(self) -> SuiteProgress:
+        if self.interactive:
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=self.console, transient=False,
+            )  # fmt: skip
+            self._progress.start()
+            self._suite_task = self._progress.add_task(self.title, total=self.total)
+        else:
+            print(f"{self.title}: {self.total} runs", flush=True)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def eta(self) -> float | None:
+        if not self._timed_runs:
+            return None
+        return self._timed_seconds / self._timed_runs * (self.total - self.done)
+
+    def run_started(self, spec: RunSpec, epochs: int | None = None) -> None:
+        if self._progress is None:
+            return
+        self._progress.update(self._suite_task, description=f"{self.title} [{spec.label()}]")
+        if self._epoch_task is not None:
+            self._progress.remove_task(self._epoch_task)
+            self._epoch_task = None
+        if epochs:
+            self._epoch_task = self._progress.add_task("  epochs", total=epochs)
+
+    def epoch_done(self, epoch: int, metrics: dict[str, Any]) -> None:
+        if self._progress is not None and self._epoch_task is not None:
+            shown = " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))
+            self._progress.update(self._epoch_task, completed=epoch + 1, description=f"  epoch {epoch + 1}: {shown}")
+
+    def run_finished(self, record: RunRecord, skipped: bool, seconds: float) -> None:
+        self.done += 1
+        if not skipped:
+            self._timed_runs += 1
+            self._timed_seconds += seconds
+        status = "skip" if skipped else record.status
+        if self._progress is not None:
+            self._progress.advance(self._suite_task)
+            if not skipped:
+                self._progress.console.print(
+                    f"{status:6s} {record.spec.label()}  {headline(record)}  ({seconds:.1f}s)"
+                )
+            return
+        eta = self.eta()
+        print(
+            f"[{self.done}/{self.total}] {status:6s} {record.spec.label()}  {headline(record)}  "
+            f"({seconds:.1f}s; elapsed {_fmt_seconds(time.perf_counter() - self.start)}"
+            f"{'' if eta is None else ', eta ' + _fmt_seconds(eta)})",
+            flush=True,
+        )
+
+
+class EpochProgress(L.Callback):
+    """Feeds the per-epoch bar from the module's history (see bench.training)."""
+
+    def __init__(self, progress: SuiteProgress, log: Any = None) -> None:
+        self.progress = progress
+        self.run_log = log
+
+    # Validation runs inside the training epoch, so its history entry exists by train-epoch end
+    # (callbacks' on_validation_epoch_end runs *before* the module's, too early to read it).
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        history = getattr(pl_module, "history", None)
+        if not history:
+            return
+        entry = history[-1]
+        self.progress.epoch_done(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
+        if self.run_log is not None:
+            self.run_log.info("epoch %s", {k: round(v, 5) if isinstance(v, float) else v for k, v in entry.items()})
+
+
+def summary_table(recs: list[RunRecord]) -> str:
+    """One line per run: model, condition, seed, status and headline metric (plain text)."""
+    from tabulate import tabulate
+
+    rows = [
+        (r.spec.model, r.spec.condition, r.spec.seed, r.status, headline(r),
+         "" if r.train_seconds is None else f"{r.train_seconds:.1f}")
+        for r in recs
+    ]  # fmt: skip
+    return tabulate(rows, headers=["model", "condition", "seed", "status", "result", "train s"])

@@ -1,0 +1,282 @@
+"""Tables and plots from run records alone (nothing here trains or imports a model).
+
+For each suite: ``table.md`` and ``table.tex`` (rows = models, columns = conditions: shifts,
+tasks or N; ``mean ± std (n)`` over seeds with the best mean in bold; chance level, time mode
+and profile in the caption) and seaborn plots as PNG and PDF, all in ``<results>/<suite>/``.
+Records of one profile are reported (the largest present unless asked); when a spec was run
+more than once (an older code version), its latest record counts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display (CI, nightly jobs)
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from tabulate import tabulate  # noqa: E402
+
+from bench import records  # noqa: E402
+from bench.records import RunRecord  # noqa: E402
+from bench.suites import PROFILES  # noqa: E402
+
+
+class NoRecordsError(Exception):
+    """There is nothing to report for the suite (message is one line)."""
+
+
+@dataclass
+class Table:
+    """A rendered-agnostic table: ``cells[r][c]`` are strings, ``bold[r][c]`` marks the best."""
+
+    caption: str
+    row_header: str
+    columns: list[str]
+    rows: list[str]
+    cells: list[list[str]]
+    bold: list[list[bool]]
+    notes: list[str] = field(default_factory=list)
+
+
+def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per record: spec fields, status and the flat metrics the tables and plots use."""
+    rows = []
+    for r in recs:
+        s = r.spec
+        row = {
+            "id": r.id, "suite": s.suite, "task": s.task, "model": s.model, "condition": s.condition,
+            "seed": s.seed, "profile": s.profile, "time": s.data.get("time"), "status": r.status,
+            "finished_at": r.finished_at or "", "spec_key": records.canonical_json(s.to_dict()),
+            "num_parameters": r.num_parameters, "num_classes": r.metrics.get("num_classes"),
+        }  # fmt: skip
+        for key in ("test_acc", "val_acc", "val_acc_train_rate", "val_acc_eval_rate", "mse", "steps_per_s", "N"):
+            row[key] = r.metrics.get(key)
+        row["N"] = s.model_args.get("N")
+        for key in ("train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s",
+                    "peak_memory_bytes", "peak_rss_bytes"):  # fmt: skip
+            row[key] = (r.throughput or {}).get(key)
+        row["rate_curve"] = dict(r.rate_curve or {})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def select_records(frame: pd.DataFrame, profile: str | None) -> tuple[pd.DataFrame, str]:
+    """Rows of one profile (the largest present by default), latest record per spec."""
+    present = [p for p in PROFILES if p in set(frame["profile"])]
+    if profile is None:
+        profile = present[-1] if present else frame["profile"].iloc[0]
+    if profile not in set(frame["profile"]):
+        raise NoRecordsError(f"no records for profile {profile!r}; present: {', '.join(present)}")
+    frame = frame[frame["profile"] == profile].sort_values("finished_at")
+    return frame.drop_duplicates("spec_key", keep="last"), profile
+
+
+def _mean_std(values: Sequence[float], scale: float, fmt: str) -> tuple[str, float]:
+    vals = [v * scale for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return "–", math.nan
+    mean = sum(vals) / len(vals)
+    std = pd.Series(vals).std(ddof=1) if len(vals) > 1 else 0.0
+    return f"{mean:{fmt}} ± {std:{fmt}} ({len(vals)})", mean
+
+
+def pivot_table(
+    ok: pd.DataFrame,
+    value: str,
+    *,
+    row: str,
+    column: str,
+    scale: float = 1.0,
+    fmt: str = ".1f",
+    higher_is_better: bool = True,
+    caption: str = "",
+) -> Table:
+    """``mean ± std (n)`` of ``value`` per (row, column); the best mean per column in bold."""
+    rows = list(dict.fromkeys(ok[row]))
+    columns = list(dict.fromkeys(ok[column]))
+    cells, means = [], []
+    for r in rows:
+        line, line_means = [], []
+        for c in columns:
+            text, mean = _mean_std(list(ok[(ok[row] == r) & (ok[column] == c)][value]), scale, fmt)
+            line.append(text)
+            line_means.append(mean)
+        cells.append(line)
+        means.append(line_means)
+    bold = [[False] * len(columns) for _ in rows]
+    pick: Callable = max if higher_is_better else min
+    for j in range(len(columns)):
+        col = [(m[j], i) for i, m in enumerate(means) if not math.isnan(m[j])]
+        if col:
+            best = pick(col)[0]
+            for m, i in col:
+                bold[i][j] = m == best
+    return Table(caption, row, [str(c) for c in columns], [str(r) for r in rows], cells, bold)
+
+
+def to_markdown(table: Table) -> str:
+    body = [
+        [r] + [f"**{c}**" if b else c for c, b in zip(cells, bold, strict=True)]
+        for r, cells, bold in zip(table.rows, table.cells, table.bold, strict=True)
+    ]
+    text = tabulate(body, headers=[table.row_header, *table.columns], tablefmt="github")
+    notes = "".join(f"\n{n}" for n in table.notes)
+    return f"{table.caption}\n\n{text}\n{notes}\n"
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+    return out.replace("±", r"$\pm$").replace("->", r"$\to$").replace("–", "--")
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``table`` environment; best cells in ``\\textbf``."""
+    spec = "l" + "c" * len(table.columns)
+    lines = [
+        r"\begin{table}[t]", r"\centering",
+        r"\caption{" + latex_escape(" ".join([table.caption, *table.notes])) + "}",
+        r"\begin{tabular}{" + spec + "}", r"\toprule",
+        " & ".join(latex_escape(h) for h in [table.row_header, *table.columns]) + r" \\",
+        r"\midrule",
+    ]  # fmt: skip
+    for r, cells, bold in zip(table.rows, table.cells, table.bold, strict=True):
+        shown = [r"\textbf{" + latex_escape(c) + "}" if b else latex_escape(c) for c, b in zip(cells, bold, strict=True)]
+        lines.append(" & ".join([latex_escape(r), *shown]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
+    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    fig.tight_layout()
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def _time_note(ok: pd.DataFrame) -> str:
+    modes = sorted({t for t in ok["time"] if isinstance(t, str)})
+    return f" Time given to models: {' and '.join(modes)}." if modes else ""
+
+
+def _column_label(ok: pd.DataFrame) -> pd.Series:
+    """Condition, plus the time mode when records of both modes are reported side by side."""
+    if ok["time"].nunique(dropna=True) > 1:
+        return ok["condition"] + " (" + ok["time"].fillna("") + " time)"
+    return ok["condition"]
+
+
+def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
+    ok = ok.assign(column=_column_label(ok))
+    classes = {int(c) for c in ok["num_classes"].dropna()}
+    chance = "; ".join(f"{100 / c:.1f}% ({c} classes)" for c in sorted(classes)) or "unknown"
+    caption = (
+        f"{suite}: test accuracy (%) at the evaluation rate, mean ± std over seeds (n runs); "
+        f"best mean in bold. Chance level: {chance}. Profile: {profile}.{_time_note(ok)}"
+        " Model selection on validation at the training rate."
+    )
+    tables = [pivot_table(ok, "test_acc", row="model", column="column", scale=100, caption=caption)]
+    if failed:
+        tables[0].notes.append(f"Failed runs (not in the table): {failed}.")
+    paths = []
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * ok["model"].nunique() + 2), 4))
+    sns.barplot(data=ok.assign(acc=ok["test_acc"] * 100), x="model", y="acc", hue="column", ax=ax, errorbar="sd")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", rotation=45)
+    ax.legend(title="")
+    paths += _save(fig, folder, "accuracy")
+
+    curve = [
+        {"model": r.model, "column": r.column, "seed": r.seed, "rate": float(rate), "acc": acc * 100}
+        for r in ok.itertuples() for rate, acc in r.rate_curve.items() if acc is not None
+    ]  # fmt: skip
+    if curve:
+        grid = sns.relplot(data=pd.DataFrame(curve), x="rate", y="acc", hue="model", col="column",
+                           kind="line", marker="o", errorbar="sd", height=3.5)  # fmt: skip
+        grid.set_axis_labels("test rate (fraction of 200 Hz)", "test accuracy (%)")
+        grid.set_titles("{col_name}")
+        paths += _save(grid.figure, folder, "accuracy_vs_rate")
+
+    speed = ok.dropna(subset=["train_samples_per_s"])
+    if not speed.empty:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        sns.scatterplot(data=speed.assign(acc=speed["test_acc"] * 100), x="train_samples_per_s", y="acc",
+                        hue="model", style="column", ax=ax)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel("training throughput (samples/s)")
+        ax.set_ylabel("test accuracy (%)")
+        paths += _save(fig, folder, "accuracy_vs_throughput")
+    return tables, paths
+
+
+def funcapprox_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
+    ok = ok.assign(measure=ok["model"], column="N=" + ok["N"].astype(int).astype(str))
+    ok = ok.sort_values("N", kind="stable")
+    mse = pivot_table(ok, "mse", row="measure", column="column", fmt=".3g", higher_is_better=False,
+                      caption=f"{suite}: reconstruction MSE over the whole history, mean ± std over seeds (n); "
+                              f"lowest in bold. Profile: {profile}.")  # fmt: skip
+    speed = pivot_table(ok, "steps_per_s", row="measure", column="column", fmt=".3g",
+                        caption=f"{suite}: online update speed (steps/s); highest in bold. Profile: {profile}.")  # fmt: skip
+    if failed:
+        mse.notes.append(f"Failed runs (not in the table): {failed}.")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.lineplot(data=ok, x="N", y="mse", hue="measure", marker="o", errorbar="sd", ax=ax)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_ylabel("reconstruction MSE")
+    return [mse, speed], _save(fig, folder, "mse_vs_n")
+
+
+def throughput_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
+    long = ok.melt(id_vars=["model", "seed"], value_name="value", var_name="measure",
+                   value_vars=["train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s"])  # fmt: skip
+    speed = pivot_table(long, "value", row="model", column="measure", fmt=".4g",
+                        caption=f"{suite}: throughput (median of timed iterations), mean ± std over seeds (n); "
+                                f"fastest in bold. Condition: {', '.join(dict.fromkeys(ok['condition']))}. "
+                                f"Profile: {profile}.")  # fmt: skip
+    mem = ok.assign(peak_mb=(ok["peak_memory_bytes"].fillna(ok["peak_rss_bytes"])) / 2**20,
+                    memory="peak memory (MiB)", params="parameters")  # fmt: skip
+    memory = pivot_table(mem, "peak_mb", row="model", column="memory", fmt=".1f", higher_is_better=False,
+                         caption=f"{suite}: peak memory (CUDA max allocated; on CPU the process's peak RSS).")  # fmt: skip
+    if failed:
+        speed.notes.append(f"Failed runs (not in the table): {failed}.")
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * ok["model"].nunique() + 2), 4))
+    sns.barplot(data=long[long["measure"].str.endswith("samples_per_s")], x="model", y="value", hue="measure", ax=ax)
+    ax.set_yscale("log")
+    ax.set_ylabel("samples/s")
+    ax.tick_params(axis="x", rotation=45)
+    return [speed, memory], _save(fig, folder, "throughput")
+
+
+REPORTS = {"classification": classification_report, "funcapprox": funcapprox_report, "throughput": throughput_report}
+
+
+def write_report(results_dir: str | Path, suite: str, profile: str | None = None) -> list[Path]:
+    """Write ``table.md``, ``table.tex`` and plots for ``suite`` from its records; return the paths."""
+    recs = records.load_records(results_dir, suite)
+    if not recs:
+        folder = records.suite_dir(results_dir, suite) / "records"
+        raise NoRecordsError(f"no records for suite {suite!r} in {folder}; run it first: python -m bench run --suite {suite}")
+    frame, profile = select_records(records_frame(recs), profile)
+    ok = frame[frame["status"] == "ok"]
+    failed = int((frame["status"] != "ok").sum())
+    if ok.empty:
+        raise NoRecordsError(f"all {failed} runs of suite {suite!r} ({profile}) failed; see the records' errors")
+    folder = records.suite_dir(results_dir, suite)
+    tables, paths = REPORTS[ok["task"].iloc[0]](suite, ok, profile, failed, folder)
+    md, tex = folder / "table.md", folder / "table.tex"
+    records.write_atomic(md, "\n".join(to_markdown(t) for t in tables))
+    records.write_atomic(tex, "\n".join(to_latex(t) for t in tables))
+    return [md, tex, *paths]

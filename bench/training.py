@@ -1,0 +1,201 @@
+"""Training and evaluation of one classifier: a LightningModule around any registered model.
+
+Model selection uses validation dataloader 0 (the *training* rate): after every validation
+epoch the module compares its accuracy with the best so far and saves the model's
+``state_dict`` with ``torch.save``; the best weights are restored with
+``torch.load(weights_only=True)`` before testing (we do not use Lightning's checkpoints, whose
+pickled hyperparameters would need ``weights_only=False``). Evaluation after training is a
+plain ``no_grad`` loop: test at the evaluation rate, validation at every rate, and test across
+a grid of rates.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.data.batch import SequenceBatch
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite: the run is recorded as failed."""
+
+
+def val_metric_names(data_module: Any, num_loaders: int) -> list[str]:
+    """History keys for the validation loaders: ``val_acc`` for one, ``val_acc_<name>`` for several.
+
+    CharacterTrajectories names its loaders ``val_train_rate`` and ``val_eval_rate``, giving
+    ``val_acc_train_rate`` (model selection) and ``val_acc_eval_rate``.
+    """
+    if num_loaders == 1:
+        return ["val_acc"]
+    names = getattr(data_module, "val_dataloader_names", None) or [f"val_{i}" for i in range(num_loaders)]
+    return [f"val_acc_{n.removeprefix('val_')}" for n in names]
+
+
+def val_dataloaders(data_module: Any) -> list[Any]:
+    """``val_dataloader()`` as a list (one loader for MNIST, train and eval rate for CT)."""
+    loaders = data_module.val_dataloader()
+    return list(loaders) if isinstance(loaders, list | tuple) else [loaders]
+
+
+class SequenceClassifier(L.LightningModule):
+    """Cross-entropy and Adam around ``model``; keeps a per-epoch history and the best weights."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float,
+        val_names: Sequence[str],
+        best_weights_path: Path,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.lr = lr
+        self.val_names = list(val_names)
+        self.best_weights_path = Path(best_weights_path)
+        self.best_val_acc = -math.inf
+        self.best_epoch: int | None = None
+        self.history: list[dict[str, Any]] = []
+        self._train_sums = [0.0, 0, 0]  # loss * n, correct, n
+        self._val_sums = [[0, 0] for _ in self.val_names]
+        self._epoch_start = time.perf_counter()
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        return self.model(batch)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums = [0.0, 0, 0]
+        self._val_sums = [[0, 0] for _ in self.val_names]
+        self._epoch_start = time.perf_counter()
+
+    def training_step(self, batch: SequenceBatch, batch_idx: int) -> torch.Tensor:
+        logits = self.model(batch)
+        loss = F.cross_entropy(logits, batch.labels)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}"
+            )
+        n = len(batch)
+        self._train_sums[0] += loss.item() * n
+        self._train_sums[1] += int((logits.argmax(-1) == batch.labels).sum())
+        self._train_sums[2] += n
+        self.log("train_loss", loss, prog_bar=True, batch_size=n)
+        return loss
+
+    def validation_step(self, batch: SequenceBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        correct = int((self.model(batch).argmax(-1) == batch.labels).sum())
+        self._val_sums[dataloader_idx][0] += correct
+        self._val_sums[dataloader_idx][1] += len(batch)
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        loss_n, correct, n = self._train_sums
+        entry: dict[str, Any] = {
+            "epoch": self.current_epoch,
+            "train_loss": loss_n / max(n, 1),
+            "train_acc": correct / max(n, 1),
+        }
+        for name, (c, m) in zip(self.val_names, self._val_sums, strict=True):
+            entry[name] = c / m if m else float("nan")
+        entry["seconds"] = time.perf_counter() - self._epoch_start
+        self.history.append(entry)
+        # Model selection at the training rate (loader 0), never at the evaluation rate.
+        selected = entry[self.val_names[0]]
+        if selected > self.best_val_acc:
+            self.best_val_acc = selected
+            self.best_epoch = self.current_epoch
+            self.best_weights_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(self.model.state_dict(), self.best_weights_path)
+        self.log(self.val_names[0], selected, prog_bar=True)
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module, loader: Iterable[SequenceBatch], device: torch.device, limit_batches: int | None
+) -> float:
+    """Fraction of correct predictions over ``loader`` (its first ``limit_batches`` batches)."""
+    model.eval()
+    correct = total = 0
+    for i, batch in enumerate(loader):
+        if limit_batches is not None and i >= limit_batches:
+            break
+        batch = batch.to(device)
+        correct += int((model(batch).argmax(-1) == batch.labels).sum())
+        total += len(batch)
+    return correct / total if total else float("nan")
+
+
+def accelerator_for(device: torch.device) -> str:
+    return "gpu" if device.type == "cuda" else "cpu"
+
+
+def fit(
+    model: nn.Module,
+    data_module: Any,
+    *,
+    epochs: int,
+    lr: float,
+    device: torch.device,
+    best_weights_path: Path,
+    limit_train_batches: int | None = None,
+    limit_eval_batches: int | None = None,
+    callbacks: Sequence[L.Callback] = (),
+) -> SequenceClassifier:
+    """Train ``model`` on ``data_module``; return the module with history and best weights loaded."""
+    val_loaders = val_dataloaders(data_module)
+    module = SequenceClassifier(
+        model, lr, val_metric_names(data_module, len(val_loaders)), best_weights_path
+    )
+    trainer = L.Trainer(
+        accelerator=accelerator_for(device),
+        devices=1,
+        max_epochs=epochs,
+        limit_train_batches=limit_train_batches or 1.0,
+        limit_val_batches=limit_eval_batches or 1.0,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        logger=False,
+        enable_progress_bar=False,  # bench.progress draws its own bars (one live display at a time)
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+    )
+    trainer.fit(module, train_dataloaders=data_module.train_dataloader(), val_dataloaders=val_loaders)
+    if module.best_epoch is None:
+        raise RuntimeError("no validation epoch finished: no weights to select")
+    model.load_state_dict(torch.load(best_weights_path, map_location="cpu", weights_only=True))
+    model.to(device)
+    return module
+
+
+def evaluate(
+    model: nn.Module,
+    data_module: Any,
+    device: torch.device,
+    *,
+    val_names: Sequence[str],
+    eval_rates: Sequence[float] = (),
+    limit_batches: int | None = None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Test accuracy (at the evaluation rate), validation at every rate, and a test-rate curve."""
+    metrics = {"test_acc": accuracy(model, data_module.test_dataloader(), device, limit_batches)}
+    val_loaders = val_dataloaders(data_module)
+    for name, loader in zip(val_names, val_loaders, strict=True):
+        metrics[name] = accuracy(model, loader, device, limit_batches)
+    curve = {
+        str(rate): accuracy(model, data_module.eval_dataloader("test", rate), device, limit_batches)
+        for rate in eval_rates
+    }
+    return metrics, curve

@@ -1,0 +1,106 @@
+"""The command line: the smoke timescale suite end to end, listings, help, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def bench(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
+
+
+def assert_one_line_error(args: list[str], capsys, *fragments: str) -> None:
+    """In-process (a subprocess per case costs ~10 s of imports): exit 2, one line, no traceback."""
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench: error: ") and "Traceback" not in err, err
+    for f in fragments:
+        assert f in lines[0]
+
+
+def test_timescale_smoke_end_to_end(data_dir, tmp_path):
+    """The whole smoke timescale suite through `python -m bench`: records, tables and plots parse."""
+    results = tmp_path / "results"
+    proc = bench("run", "--suite", "timescale", "--profile", "smoke", "--data-dir", str(data_dir),
+                 "--results-dir", str(results), "--device", "cpu", timeout=900)  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    recs = [json.loads(p.read_text()) for p in (results / "timescale" / "records").glob("*.json")]
+    assert len(recs) == 18
+    ok = [r for r in recs if r["status"] == "ok"]
+    assert ok, [r["error"] for r in recs]
+    assert (proc.returncode == 0) == (len(ok) == 18)
+    for r in ok:
+        assert 0 <= r["metrics"]["test_acc"] <= 1 and len(r["rate_curve"]) == 5
+        assert r["spec"]["data"]["time"] == "index" and r["history"] and r["throughput"]
+    folder = results / "timescale"
+    md = (folder / "table.md").read_text()
+    assert "100Hz->200Hz" in md and "±" in md and "Chance level" in md and "index" in md
+    assert (folder / "table.tex").read_text().count(r"\begin{tabular}") == 1
+    for name in ("accuracy", "accuracy_vs_rate", "accuracy_vs_throughput"):
+        assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (folder / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+    # Rerun: everything ok is skipped; report rebuilds from the records alone.
+    again = bench("run", "--suite", "timescale", "--profile", "smoke", "--data-dir", str(data_dir),
+                  "--results-dir", str(results), "--device", "cpu", "--models", "lstm,gru", timeout=300)  # fmt: skip
+    assert again.stdout.count(" skip ") == sum(r["spec"]["model"] in ("lstm", "gru") for r in ok)
+    (folder / "table.md").unlink()
+    rep = bench("report", "--suite", "timescale", "--results-dir", str(results))
+    assert rep.returncode == 0 and (folder / "table.md").exists()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["run", "--suite", "nope"], ["unknown suite 'nope'", "timescale"]),
+    (["run", "--suite", "timescale", "--models", "lstm,nope"], ["no model 'nope'", "hippo-legs"]),
+    (["run", "--suite", "timescale", "--profile", "huge"], ["unknown profile 'huge'", "smoke"]),
+    (["run", "--suite", "timescale", "--time", "wall"], ["unknown time mode 'wall'"]),
+    (["report", "--suite", "nope"], ["unknown suite 'nope'"]),
+])  # fmt: skip
+def test_bad_names_exit_2_with_one_line(args, fragments, capsys):
+    assert_one_line_error(args, capsys, *fragments)
+
+
+def test_data_dir_without_data(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # No network in CI: a download attempt must also end in the one-line message.
+    assert_one_line_error(["run", "--suite", "timescale", "--profile", "smoke", "--data-dir", str(empty),
+                           "--results-dir", str(tmp_path / "r"), "--device", "cpu"], capsys, "CharacterTrajectories")  # fmt: skip
+
+
+def test_unwritable_results_dir(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")  # works as root too, unlike chmod
+    assert_one_line_error(["run", "--suite", "timescale", "--profile", "smoke",
+                           "--results-dir", str(blocker / "results")], capsys, "not writable")  # fmt: skip
+
+
+def test_report_without_records(tmp_path, capsys):
+    assert_one_line_error(["report", "--suite", "timescale", "--results-dir", str(tmp_path)], capsys,
+                          "no records for suite 'timescale'")  # fmt: skip
+
+
+def test_ls_and_help():
+    models = bench("ls", "models")
+    assert models.returncode == 0, models.stderr
+    for name in ("hippo-legs", "lstm", "ncde", "lmu"):
+        assert name in models.stdout
+    assert "parameters" in models.stdout
+    suites = main(["ls", "suites"])
+    assert suites == 0
+    datasets = bench("ls", "datasets")
+    assert datasets.returncode == 0 and "character-trajectories" in datasets.stdout
+    for args in ([], ["run"], ["report"], ["ls"]):
+        out = bench(*args, "--help")
+        assert out.returncode == 0 and "usage:" in out.stdout and len(out.stdout.splitlines()) < 40

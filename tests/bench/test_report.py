@@ -1,0 +1,83 @@
+"""Reports are built from the records alone: tables in the paper's layout and plots."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import records
+from bench.records import RunRecord, RunSpec
+from bench.report import NoRecordsError, write_report
+
+
+def _ct_record(model, condition, seed, acc, time="index", status="ok", profile="quick"):
+    spec = RunSpec(suite="timescale", task="classification", dataset="character-trajectories",
+                   condition=condition, model=model, seed=seed, profile=profile,
+                   data={"time": time}, train={"epochs": 1}, model_args={"hidden_size": 8})  # fmt: skip
+    return RunRecord(
+        id=records.run_id(spec, "1"), spec=spec, code_version="1", status=status,
+        metrics={"test_acc": acc, "num_classes": 20} if status == "ok" else {},
+        rate_curve={"0.5": acc / 2, "1.0": acc} if status == "ok" else {},
+        throughput={"train_samples_per_s": 100.0 * (seed + 1)} if status == "ok" else {},
+        finished_at=f"2025-01-01T00:00:0{seed}", error=None if status == "ok" else "boom",
+    )  # fmt: skip
+
+
+def test_classification_report_from_records(results_dir):
+    for seed in (0, 1):
+        for model, acc in (("hippo-legs", 0.9), ("lstm", 0.3)):
+            for cond in ("100Hz->200Hz", "200Hz->100Hz"):
+                records.save_record(results_dir, _ct_record(model, cond, seed, acc + 0.01 * seed))
+    records.save_record(results_dir, _ct_record("gru", "100Hz->200Hz", 0, 0, status="failed"))
+    records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.99, profile="smoke"))  # other profile
+    paths = write_report(results_dir, "timescale")
+    names = {p.name for p in paths}
+    assert {"table.md", "table.tex", "accuracy.png", "accuracy.pdf", "accuracy_vs_rate.png",
+            "accuracy_vs_rate.pdf", "accuracy_vs_throughput.png"} <= names  # fmt: skip
+    assert all(p.stat().st_size > 0 for p in paths)
+    md = (results_dir / "timescale" / "table.md").read_text()
+    assert "| hippo-legs" in md and "100Hz->200Hz" in md and "200Hz->100Hz" in md
+    assert "**90.5 ± 0.7 (2)**" in md and "30.5 ± 0.7 (2)" in md  # best in bold, n = 2 seeds
+    assert "Chance level: 5.0% (20 classes)" in md and "index" in md and "quick" in md
+    assert "Failed runs (not in the table): 1" in md
+    tex = (results_dir / "timescale" / "table.tex").read_text()
+    assert r"\textbf{90.5 $\pm$ 0.7 (2)}" in tex and r"$\to$" in tex and tex.count(r"\\") == 3
+    assert "99" not in md  # the smoke record is another profile
+    assert "99.0" in (write_report(results_dir, "timescale", "smoke")[0]).read_text()
+
+
+def test_report_labels_time_modes_when_both_are_present(results_dir):
+    records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.4))
+    records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.5, time="physical"))
+    md = write_report(results_dir, "timescale")[0].read_text()
+    assert "100Hz->200Hz (index time)" in md and "100Hz->200Hz (physical time)" in md
+
+
+def test_funcapprox_and_throughput_reports(results_dir):
+    for measure, base in (("legs", 1e-3), ("legt", 1e-2)):
+        for n in (8, 16):
+            spec = RunSpec(suite="funcapprox", task="funcapprox", dataset=None, condition=f"N={n}",
+                           model=measure, seed=0, profile="smoke", model_args={"N": n, "length": 100})  # fmt: skip
+            records.save_record(results_dir, RunRecord(
+                id=records.run_id(spec, "1"), spec=spec, code_version="1", status="ok",
+                metrics={"mse": base / n, "steps_per_s": 1000.0}))  # fmt: skip
+    paths = write_report(results_dir, "funcapprox")
+    md = paths[0].read_text()
+    assert "| legs" in md and "N=8" in md and "N=16" in md and "**" in md
+    assert {"mse_vs_n.png", "mse_vs_n.pdf"} <= {p.name for p in paths}
+
+    for model in ("lstm", "hippo-legs"):
+        spec = RunSpec(suite="throughput", task="throughput", dataset="character-trajectories",
+                       condition="batch 16", model=model, seed=0, profile="smoke")  # fmt: skip
+        tp = {"train_samples_per_s": 10.0, "infer_samples_per_s": 50.0, "train_steps_per_s": 1820.0,
+              "infer_steps_per_s": 9100.0, "peak_memory_bytes": None, "peak_rss_bytes": 2**30}  # fmt: skip
+        records.save_record(results_dir, RunRecord(id=records.run_id(spec, "1"), spec=spec, code_version="1",
+                                                   status="ok", throughput=tp))  # fmt: skip
+    paths = write_report(results_dir, "throughput")
+    md = paths[0].read_text()
+    assert "train_samples_per_s" in md and "peak memory (MiB)" in md and "1024.0" in md
+    assert {"throughput.png", "throughput.pdf"} <= {p.name for p in paths}
+
+
+def test_report_without_records_says_so(results_dir):
+    with pytest.raises(NoRecordsError, match="no records for suite 'timescale'"):
+        write_report(results_dir, "timescale")

@@ -1,0 +1,108 @@
+"""The runner: records for ok and failed runs, resume, reruns on change, kill -9 safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from bench import records
+from bench.runner import run_suite
+
+HERE = Path(__file__).parent
+
+
+def _run(fakes, results_dir, **kw):
+    specs = fakes.fake_suite("smoke", [0], models=("fake-gru", "fake-nan", "fake-crash"))
+    return specs, run_suite(specs, results_dir, device="cpu", interactive=False, **kw)
+
+
+def test_suite_records_ok_and_failed_runs_and_carries_on(fakes, results_dir):
+    specs, result = _run(fakes, results_dir)
+    by_model = {}
+    for rec in result.records:
+        by_model.setdefault(rec.spec.model, []).append(rec)
+    assert len(result.records) == len(specs) == 6
+    assert all(r.status == "ok" for r in by_model["fake-gru"])  # runs after the failures still ran
+    nan, crash = by_model["fake-nan"][0], by_model["fake-crash"][0]
+    assert nan.status == "failed" and "NonFiniteLossError" in nan.error and "Traceback" in nan.traceback
+    assert crash.status == "failed" and "crashed on purpose" in crash.error
+
+    ok = records.load_record(records.record_path(results_dir, "fake", by_model["fake-gru"][0].id))
+    assert ok.metrics["test_acc"] > 0.5  # the fake task is learnable
+    assert set(ok.metrics) >= {"test_acc", "val_acc_train_rate", "val_acc_eval_rate", "best_epoch"}
+    assert set(ok.rate_curve) == {"0.5", "1.0"}
+    assert [h["epoch"] for h in ok.history] == [0, 1]
+    assert ok.throughput["train_samples_per_s"] > 0 and ok.num_parameters > 0
+    assert ok.environment["torch"] == torch.__version__ and "git_commit" in ok.environment
+    assert ok.started_at and ok.finished_at and ok.train_seconds > 0
+    assert records.log_path(results_dir, "fake", ok.id).read_text()
+    # The selected weights are a plain state_dict: loadable with weights_only=True.
+    state = torch.load(results_dir / "fake" / "checkpoints" / f"{ok.id}.pt", weights_only=True)
+    assert "head.weight" in state
+
+
+def test_resume_skips_finished_runs_and_reruns_failed_ones(fakes, results_dir):
+    _run(fakes, results_dir)
+    mtimes = {p: p.stat().st_mtime_ns for p in (results_dir / "fake" / "records").glob("*.json")}
+    specs, again = _run(fakes, results_dir)
+    assert again.skipped == 2  # the two fake-gru runs; the failed ones are tried again
+    assert len(mtimes) == 6 == len(list((results_dir / "fake" / "records").glob("*.json")))
+    _, fresh = _run(fakes, results_dir, resume=False)
+    assert fresh.skipped == 0
+
+
+def test_changed_spec_or_code_version_reruns(fakes, results_dir, monkeypatch):
+    specs = fakes.fake_suite("smoke", [0], models=("fake-gru",))[:1]
+    first = run_suite(specs, results_dir, interactive=False)
+    assert run_suite(specs, results_dir, interactive=False).skipped == 1
+    changed = [replace(specs[0], train={**specs[0].train, "epochs": 1})]
+    assert run_suite(changed, results_dir, interactive=False).skipped == 0
+    monkeypatch.setattr(fakes.FakeGRU, "code_version", "2")
+    bumped = run_suite(specs, results_dir, interactive=False)
+    assert bumped.skipped == 0 and bumped.records[0].id != first.records[0].id
+
+
+DRIVER = """
+import sys
+sys.path.insert(0, {here!r})
+import bench_fakes
+bench_fakes.install()
+import bench.suites
+bench.suites.SUITES["fake"] = ("slow fake", lambda p, s, t: [
+    r.__class__(**{{**r.to_dict(), "train": {{**r.train, "epochs": 15}}}})
+    for r in bench_fakes.fake_suite(p, [0, 1, 2], t, models=("fake-gru",))])
+from bench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_kill_minus_nine_leaves_no_corrupt_record_and_rerun_completes(tmp_path, results_dir):
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(here=str(HERE)))
+    cmd = [sys.executable, str(driver), "run", "--suite", "fake", "--profile", "smoke",
+           "--results-dir", str(results_dir), "--device", "cpu"]  # fmt: skip
+    folder = results_dir / "fake" / "records"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(folder.glob("*.json"))) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # our own child, by pid
+    proc.wait()
+    done = list(folder.glob("*.json"))
+    assert 2 <= len(done) < 6, "the kill should land mid-suite"
+    for path in done:  # every record parses; a temporary file may remain, named so readers skip it
+        json.loads(path.read_text())
+        assert records.load_record(path).status == "ok"
+    assert all(p.name.startswith(".") for p in folder.iterdir() if p not in done)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert len(list(folder.glob("*.json"))) == 6
+    assert rerun.stdout.count(" skip ") == len(done)

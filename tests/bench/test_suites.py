@@ -1,0 +1,50 @@
+"""Suite builders: every suite x profile builds, and the paper profile is the reference protocol."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.models import list_models
+from bench.suites import PROFILES, SUITES, TIMESCALE_MODELS, build_suite
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_every_suite_builds(suite, profile):
+    specs = build_suite(suite, profile)
+    assert specs and all(s.suite == suite and s.profile == profile for s in specs)
+    assert len({(s.model, s.condition, s.seed) for s in specs}) == len(specs)
+    if specs[0].task != "funcapprox":
+        assert {s.model for s in specs} <= set(list_models())
+
+
+def test_timescale_runs_the_papers_models_and_shifts():
+    specs = build_suite("timescale", "smoke", seeds=[0, 1])
+    assert len(specs) == len(TIMESCALE_MODELS) * 2 * 2
+    shifts = {s.condition: (s.data["train_hz"], s.data["eval_hz"]) for s in specs}
+    assert shifts == {"100Hz->200Hz": (0.5, 1.0), "200Hz->100Hz": (1.0, 0.5)}
+    assert all(s.data["time"] == "index" for s in specs)
+    assert all(s.train["eval_rates"] == [0.25, 0.375, 0.5, 0.75, 1.0] for s in specs)
+    assert all(s.data["time"] == "physical" for s in build_suite("timescale", "smoke", time="physical"))
+
+
+def test_paper_profile_is_the_reference_protocol():
+    ct = build_suite("timescale", "paper")
+    assert {s.seed for s in ct} == {0, 1, 2}
+    assert all(s.model_args["hidden_size"] == 256 and s.train["epochs"] == 100 and s.train["batch_size"] == 100
+               and s.train["lr"] == 1e-3 and s.train["limit_train_batches"] is None for s in ct)  # fmt: skip
+    mnist = build_suite("pmnist", "paper")
+    assert all(s.model_args["hidden_size"] == 512 and s.train["epochs"] == 50 and s.train["batch_size"] == 100
+               and s.data["permute"] == "bit_reversal" for s in mnist)  # fmt: skip
+    assert {s.data["missing_rate"] for s in build_suite("missing", "paper")} == {0.3, 0.5, 0.7}
+    assert max(s.model_args["length"] for s in build_suite("funcapprox", "paper")) == 1_000_000
+
+
+def test_bad_names_raise_one_clear_error():
+    with pytest.raises(ValueError, match="unknown suite 'x'; valid suites"):
+        build_suite("x", "smoke")
+    with pytest.raises(ValueError, match="unknown profile"):
+        build_suite("timescale", "huge")
+    with pytest.raises(ValueError, match="has no model 'nope'"):
+        build_suite("timescale", "smoke", models=["lstm", "nope"])
+    assert {s.model for s in build_suite("timescale", "smoke", models=["lstm"])} == {"lstm"}
