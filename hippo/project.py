@@ -6,8 +6,8 @@ element, (..., L, N) for ``output="all"``, or only after the last one, (..., N) 
 
 LegS (time-varying): element 0 (t = 0) sets ``c = (f_0, 0, ..., 0)``; element k >= 1 takes
 one LegS step with ``dt_ratio = 1/k`` (index time), or ``(t_k - t_{k-1}) / t_k`` when
-``times`` (..., L) is given. Backends: a compiled C++ O(N) loop (hippo/csrc, built on first
-use with torch.utils.cpp_extension and cached in TORCH_EXTENSIONS_DIR, parallel over the
+``times`` (..., L) is given. Backends: a compiled C++ O(N) loop (hippo/csrc/legs_project.cpp,
+built on first use by :mod:`hippo._ext` and cached in TORCH_EXTENSIONS_DIR, parallel over the
 batch) for CPU tensors without autograd, and a plain-torch per-step loop of the same math
 (any device, differentiable) otherwise or when the build fails (one warning).
 
@@ -21,15 +21,12 @@ step by step (the reference). "auto" uses fft for output="all" and recurrent for
 
 from __future__ import annotations
 
-import ctypes
-import os
-import threading
-import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 
+from hippo._ext import cpp_available  # noqa: F401  (re-exported; tests, funcapprox)
+from hippo._ext import load as _load_cpp
 from hippo.discretize import check_dt, discretize, method_alpha
 from hippo.legs import legs_alpha, legs_init, legs_step_scan
 from hippo.transition import check_measure, check_order, transition
@@ -37,53 +34,6 @@ from hippo.transition import check_measure, check_order, transition
 OUTPUTS = ("all", "last")
 BACKENDS = ("auto", "torch", "cpp")
 MODES = ("auto", "fft", "recurrent")
-
-_CSRC = Path(__file__).parent / "csrc" / "legs_project.cpp"
-_lib_lock = threading.Lock()
-_lib_state: dict = {}
-
-
-def _load_cpp():
-    """Build (first use) and load the C++ kernel; returns the ctypes library or None."""
-    with _lib_lock:
-        if "lib" in _lib_state:
-            return _lib_state["lib"]
-        lib = None
-        try:
-            from torch.utils import cpp_extension
-
-            name = "hippo_legs_" + torch.__version__.replace(".", "_").replace("+", "_")
-            root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
-            build_dir = Path(root) / name
-            build_dir.mkdir(parents=True, exist_ok=True)
-            cpp_extension.load(
-                name=name,
-                sources=[str(_CSRC)],
-                extra_cflags=["-O3"],
-                build_directory=str(build_dir),
-                is_python_module=False,
-                with_cuda=False,
-            )
-            lib = ctypes.CDLL(str(build_dir / f"{name}.so"))
-            # (state, f, ratio, ratio_bstride, out_all, B, L, N, alpha, init_first)
-            argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64, ctypes.c_void_p] \
-                + [ctypes.c_int64] * 3 + [ctypes.c_double, ctypes.c_int]
-            for fn in (lib.hippo_legs_project_f64, lib.hippo_legs_project_f32):
-                fn.argtypes, fn.restype = argtypes, None
-        except Exception as err:  # any build/load failure: fall back to torch, say so once
-            warnings.warn(
-                f"hippo: could not build the C++ LegS kernel ({type(err).__name__}: {err}); "
-                "using the slower plain-torch path",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        _lib_state["lib"] = lib
-        return lib
-
-
-def cpp_available() -> bool:
-    """True if the compiled LegS kernel builds and loads on this machine."""
-    return _load_cpp() is not None
 
 
 def _legs_cpp(lib, f, ratio, state, init_first, alpha, output):
