@@ -1,8 +1,9 @@
-"""``python -m bench``: run suites, rebuild reports from records, list what exists.
+"""``python -m bench``: run suites, the nightly, comparisons, reports from records, listings.
 
-Exit codes: 0 success; 1 the suite finished but some runs failed (their records say why);
-2 bad input (unknown suite/model/profile, missing data, unwritable results directory), reported
-as one line ``bench: error: ...`` on stderr without a traceback.
+Exit codes: 0 success; 1 the suite finished but some runs failed (their records say why), or
+(``compare``, ``nightly``) a regression was found; 2 bad input (unknown suite/model/profile,
+missing data, unwritable results directory, missing comparison directory), reported as one
+line ``bench: error: ...`` on stderr without a traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench.compare import KINDS, CompareError, add_compare_arguments, parse_fail_on
 from bench.suites import PROFILES, SUITES, TIME_MODES, build_suite
+
+NIGHTLY_SUITES = ("timescale", "pmnist", "funcapprox", "throughput")
 
 REFERENCE_SIZE = {"num_inputs": 3, "num_classes": 20}  # CharacterTrajectories, model defaults
 
@@ -33,27 +37,85 @@ def _seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where runs execute (``--executor`` ...) and how one run trains (``--devices`` ...)."""
+    group = parser.add_argument_group("scale-out (records are written by this process only)")
+    group.add_argument("--executor", default="local", choices=("local", "processes", "submitit"), metavar="E",
+                       help="local (default: one run at a time) | processes | submitit")  # fmt: skip
+    group.add_argument("--workers", type=_positive, metavar="N",
+                       help="parallel runs (default: a GPU / 2 CPU cores each)")  # fmt: skip
+    group.add_argument("--cluster", default="auto", choices=("auto", "slurm", "local", "debug"), metavar="C",
+                       help="submitit: auto | slurm | local (subprocesses) | debug")  # fmt: skip
+    group.add_argument("--slurm-partition", metavar="P", help="SLURM partition")
+    group.add_argument("--slurm-time", type=_positive, default=60, metavar="MIN", help="job time limit (60)")
+    group.add_argument("--slurm-gpus-per-node", type=int, metavar="N", help="default: --devices")
+    group.add_argument("--devices", type=_positive, default=1, metavar="N", help="devices per run (1)")
+    group.add_argument("--num-nodes", type=_positive, default=1, metavar="N", help="nodes per run (1)")
+    group.add_argument("--strategy", default="auto", metavar="S", help="Lightning strategy (auto: ddp if >1)")
+
+
+def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``nightly``: profile, data, device, results."""
+    parser.add_argument("--data-dir", metavar="D", help="data directory (default: $BENCH_DATA_DIR)")
+    parser.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"), help="default auto")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description="hippo-bench: HiPPO memory models against RNN/ODE/CDE baselines."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,report,ls}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,nightly,compare,report,ls}")
 
     run = sub.add_parser("run", help="run a suite (finished runs are skipped)", description=(
         "Run a suite: one JSON record per run under RESULTS/SUITE/records, then the report. "
         "Runs whose record finished ok are skipped unless --no-resume. "
-        "Exit 1 if any run failed, 2 on bad input."))  # fmt: skip
+        "Exit 1 if any run failed, 2 on bad input."), usage="python -m bench run --suite NAME [options]")  # fmt: skip
     run.add_argument("--suite", required=True, metavar="NAME", help=f"one of: {', '.join(SUITES)}")
     run.add_argument("--profile", default="quick", metavar="P",
                      help=f"{' | '.join(PROFILES)} (default quick): smoke = minutes (CI), quick = CPU < 1 h, paper = reference protocol")  # fmt: skip
     run.add_argument("--models", type=_csv, metavar="A,B", help="only these models (default: all of the suite's)")
-    run.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds (default: 0; paper: 0,1,2)")
+    run.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds (default: smoke 0; quick 0,1; paper 0,1,2)")
     run.add_argument("--time", default="index", metavar="T",
                      help=f"time given to models: {' | '.join(TIME_MODES)} (default index, as in the paper)")  # fmt: skip
-    run.add_argument("--data-dir", metavar="D", help="data directory (default: $BENCH_DATA_DIR)")
+    add_suite_arguments(run)
     run.add_argument("--results-dir", default="results", metavar="R", help="results directory (default: results)")
-    run.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"), help="default auto")
     run.add_argument("--no-resume", action="store_true", help="rerun runs that already have a record")
+    add_execution_arguments(run)
+
+    nightly = sub.add_parser("nightly", help="the nightly: suites, comparison with history, summary.md",
+                             usage="python -m bench nightly [--profile P] --results-dir R [--history ROOT] [options]",
+                             description=(
+        "Run the nightly suites (resuming into --results-dir), compare with the median of the "
+        "previous result directories under --history, write RESULTS/summary.md. Exit 1 if a run "
+        "failed or a --fail-on kind regressed, 2 on bad input."))  # fmt: skip
+    nightly.add_argument("--profile", default="paper", metavar="P", help=f"{' | '.join(PROFILES)} (default paper)")
+    nightly.add_argument("--suites", type=_csv, default=list(NIGHTLY_SUITES), metavar="A,B",
+                         help=f"default: {','.join(NIGHTLY_SUITES)}")  # fmt: skip
+    add_suite_arguments(nightly)
+    nightly.add_argument("--results-dir", metavar="R", help="tonight's directory (default: ROOT/<UTC date>)")
+    nightly.add_argument("--history", metavar="ROOT", help="dated result directories of earlier nights")
+    nightly.add_argument("--keep", type=_positive, default=7, metavar="N", help="compare with the last N nights (7)")
+    nightly.add_argument("--fail-on", type=parse_fail_on, default=KINDS, metavar="KINDS",
+                         help="regressions that fail: accuracy,throughput,memory (default), all, none")  # fmt: skip
+    nightly.add_argument("--factor", type=float, default=1.1, metavar="F", help="throughput/memory factor (1.1)")
+    nightly.add_argument("--sigmas", type=float, default=2.0, metavar="K", help="accuracy: pooled seed std (2)")
+    nightly.add_argument("--accuracy-floor", type=float, default=0.5, metavar="PP", help="accuracy: at least PP points (0.5)")
+    add_execution_arguments(nightly)
+
+    compare = sub.add_parser("compare", help="compare runs with a baseline (regressions)",
+                             description="Compare a candidate results directory with one or more baseline "
+                             "directories (several: their median). Exit 1 on a --fail-on regression, 2 on bad input.")  # fmt: skip
+    add_compare_arguments(compare)
 
     report = sub.add_parser("report", help="rebuild tables and plots from the records", description=(
         "Rebuild RESULTS/SUITE/table.md, table.tex and plots (PNG, PDF) from the records alone."))  # fmt: skip
@@ -99,31 +161,63 @@ def cmd_ls(what: str) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from bench import report as report_mod
-    from bench.progress import summary_table
-    from bench.runner import check_data, resolve_device, run_suite
+def make_executor(args: argparse.Namespace, results_dir: Path) -> object:
+    """The executor the command line asks for (:mod:`bench.executors`); UsageError on bad options."""
+    from bench.executors import make_executor as make
 
-    if args.time not in TIME_MODES:
-        raise UsageError(f"unknown time mode {args.time!r}; valid: {', '.join(TIME_MODES)}")
     try:
-        specs = build_suite(args.suite, args.profile, args.seeds, args.time, args.models)
-        device = resolve_device(args.device)
+        return make(args.executor, workers=args.workers, results_dir=results_dir, cluster=args.cluster,
+                    slurm_partition=args.slurm_partition, slurm_time=args.slurm_time,
+                    slurm_gpus_per_node=args.slurm_gpus_per_node, devices=args.devices,
+                    num_nodes=args.num_nodes)  # fmt: skip
     except ValueError as e:
         raise UsageError(str(e)) from None
-    results_dir = Path(args.results_dir)
-    check_results_dir(results_dir)
-    check_data(specs, args.data_dir)
-    result = run_suite(
-        specs, results_dir, data_dir=args.data_dir, device=device, resume=not args.no_resume,
-        title=f"{args.suite} ({args.profile})",
-    )  # fmt: skip
+
+
+def prepare_suite(args: argparse.Namespace, suite: str, seeds: list[int] | None = None,
+                  time: str = "index", models: list[str] | None = None) -> tuple[list, object]:  # fmt: skip
+    """The suite's specs (with the trainer options) and the device; UsageError on bad input."""
+    from bench.runner import resolve_device, with_trainer_options
+
+    if time not in TIME_MODES:
+        raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
+    try:
+        specs = build_suite(suite, args.profile, seeds, time, models)
+        specs = with_trainer_options(specs, args.devices, args.num_nodes, args.strategy)
+        return specs, resolve_device(args.device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def run_and_report(args: argparse.Namespace, suite: str, specs: list, device: object, results_dir: Path,
+                   executor: object, resume: bool = True) -> object:  # fmt: skip
+    """Run ``specs`` into ``results_dir``, print the run table and rebuild the suite's report."""
+    from bench import report as report_mod
+    from bench.progress import summary_table
+    from bench.runner import global_rank, run_suite
+
+    result = run_suite(specs, results_dir, data_dir=args.data_dir, device=device, resume=resume,
+                       title=f"{suite} ({args.profile})", executor=executor)  # fmt: skip
+    if global_rank() != 0:  # other DDP ranks: rank 0 reports
+        return result
     print(summary_table(result.records))
     try:
-        paths = report_mod.write_report(results_dir, args.suite, args.profile)
+        paths = report_mod.write_report(results_dir, suite, args.profile)
         print(f"report: {paths[0].parent}")
     except report_mod.NoRecordsError as e:
         print(f"report: skipped ({e})")
+    return result
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.runner import check_data
+
+    specs, device = prepare_suite(args, args.suite, args.seeds, args.time, args.models)
+    results_dir = Path(args.results_dir)
+    check_results_dir(results_dir)
+    check_data(specs, args.data_dir)
+    executor = make_executor(args, results_dir)
+    result = run_and_report(args, args.suite, specs, device, results_dir, executor, resume=not args.no_resume)
     if result.failed:
         print(f"{len(result.failed)} of {len(result.records)} runs failed; see their records and logs in "
               f"{results_dir / args.suite}", file=sys.stderr)  # fmt: skip
@@ -156,8 +250,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ls(args.what)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "compare":
+            from bench.compare import compare_main
+
+            return compare_main(args)
+        if args.command == "nightly":
+            from bench.nightly import nightly_main
+
+            return nightly_main(args)
         return cmd_run(args)
-    except (UsageError, DataUnavailableError) as e:
+    except (UsageError, DataUnavailableError, CompareError) as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

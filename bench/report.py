@@ -52,6 +52,7 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
         row = {
             "id": r.id, "suite": s.suite, "task": s.task, "model": s.model, "condition": s.condition,
             "seed": s.seed, "profile": s.profile, "time": s.data.get("time"), "status": r.status,
+            "train_hz": s.data.get("train_hz"),
             "finished_at": r.finished_at or "", "spec_key": records.canonical_json(s.to_dict()),
             "num_parameters": r.num_parameters, "num_classes": r.metrics.get("num_classes"),
         }  # fmt: skip
@@ -160,7 +161,7 @@ def _save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
     fig.tight_layout()
     for p in paths:
-        fig.savefig(p, dpi=150)
+        fig.savefig(p, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return paths
 
@@ -207,6 +208,12 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
                            kind="line", marker="o", errorbar="sd", height=3.5)  # fmt: skip
         grid.set_axis_labels("test rate (fraction of 200 Hz)", "test accuracy (%)")
         grid.set_titles("{col_name}")
+        # The dashed line marks the rate the model was trained at: the curve's peak should sit there.
+        train_rates = ok.dropna(subset=["train_hz"]).groupby("column")["train_hz"].first()
+        for name, ax in grid.axes_dict.items():
+            if name in train_rates:
+                ax.axvline(train_rates[name], ls="--", color="grey", lw=1)
+        sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.95))
         paths += _save(grid.figure, folder, "accuracy_vs_rate")
 
     speed = ok.dropna(subset=["train_samples_per_s"])

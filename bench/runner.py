@@ -5,6 +5,12 @@ throughput phase, and write the record. Anything a run raises (an exception in t
 NaN loss, CUDA out-of-memory) becomes a record with ``status="failed"`` and the suite goes on.
 Only problems that no other run could survive stop the suite: missing or malformed data
 (:data:`DATA_ERRORS`) and interrupts (Ctrl-C, ``SystemExit``).
+
+Where the runs execute is an executor's business (:mod:`bench.executors`: in this process, in
+worker processes, or as submitit jobs); records are always written here, by :func:`run_suite`
+in the parent process, so parallel runs never write the same file. Under a multi-process
+Lightning strategy (DDP: ``--devices``/``--num-nodes``) every rank executes the runs, and only
+global rank 0 writes records: its metrics, history and throughput are rank 0's.
 """
 
 from __future__ import annotations
@@ -55,6 +61,37 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ValueError(f"unknown device {name!r}; valid: cpu, cuda, auto")
     return torch.device(name)
+
+
+def global_rank() -> int:
+    """This process's global rank under a multi-process Lightning strategy; 0 when alone.
+
+    Lightning sets it from the launcher's environment (``RANK``, ``LOCAL_RANK``, SLURM) at import
+    and again when the strategy starts, the same value ``trainer.is_global_zero`` reads.
+    """
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+def with_trainer_options(
+    specs: Sequence[RunSpec], devices: int = 1, num_nodes: int = 1, strategy: str = "auto"
+) -> list[RunSpec]:
+    """Specs whose classification runs train on ``devices`` x ``num_nodes`` with ``strategy``.
+
+    The options go into ``spec.train`` (so into the run id) only when they differ from one device
+    with the automatic strategy: several devices change the effective batch size, hence the
+    results, while single-device specs keep their ids (and their history).
+    """
+    if devices < 1 or num_nodes < 1:
+        raise ValueError(f"devices and num_nodes must be >= 1, got {devices} and {num_nodes}")
+    if devices == 1 and num_nodes == 1 and strategy == "auto":
+        return list(specs)
+    options = {"devices": devices, "num_nodes": num_nodes, "strategy": strategy}
+    return [
+        dataclasses.replace(s, train={**s.train, **options}) if s.task == "classification" else s
+        for s in specs
+    ]
 
 
 def _load(target: str) -> Any:
@@ -146,6 +183,8 @@ def _classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logge
         best_weights_path=ctx.checkpoint_path(spec.suite, rid),
         limit_train_batches=train.get("limit_train_batches"),
         limit_eval_batches=train.get("limit_eval_batches"), callbacks=callbacks,
+        devices=train.get("devices", 1), num_nodes=train.get("num_nodes", 1),
+        strategy=train.get("strategy", "auto"),
     )  # fmt: skip
     out["train_seconds"] = time.perf_counter() - start
     out["peak_memory_bytes"] = peak_memory(ctx.device)
@@ -216,20 +255,33 @@ class RunContext:
         return records.suite_dir(self.results_dir, suite) / "checkpoints" / f"{rid}.pt"
 
 
+def _version(spec: RunSpec) -> str:
+    """:func:`code_version`, or ``unavailable: <error>`` when the model cannot even be imported."""
+    try:
+        return code_version(spec)
+    except Exception as e:  # a failed run, named as such
+        return f"unavailable: {type(e).__name__}"
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def run_one(spec: RunSpec, ctx: RunContext) -> RunRecord:
-    """Run ``spec``, write its record (ok or failed) and return it. Data errors propagate."""
-    try:
-        version = code_version(spec)
-    except Exception as e:  # the model cannot even be imported: a failed run, named as such
-        version = f"unavailable: {type(e).__name__}"
+def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
+    """Run ``spec`` and return its record (ok or failed) without writing it. Data errors propagate.
+
+    Safe in a worker process: it writes only this run's log and checkpoint (named by its id;
+    ranks other than 0 log to ``<id>.rank<N>.log``).
+    """
+    version = _version(spec)
     rid = records.run_id(spec, version)
     record = RunRecord(id=rid, spec=spec, code_version=version, started_at=_now())
     record.environment = collect_environment(ctx.device)
-    with run_log(records.log_path(ctx.results_dir, spec.suite, rid)) as log:
+    log_file = records.log_path(ctx.results_dir, spec.suite, rid)
+    rank = global_rank()
+    if rank:
+        log_file = log_file.with_name(f"{rid}.rank{rank}.log")
+    with run_log(log_file) as log:
         log.info("run %s: %s", rid, records.canonical_json(spec.to_dict()))
         try:
             if version.startswith("unavailable"):
@@ -248,8 +300,22 @@ def run_one(spec: RunSpec, ctx: RunContext) -> RunRecord:
             if ctx.device.type == "cuda":
                 torch.cuda.empty_cache()  # let the next run start from a clean allocator after OOM
     record.finished_at = _now()
-    records.save_record(ctx.results_dir, record)
     return record
+
+
+def failed_record(spec: RunSpec, error: str, detail: str | None = None) -> RunRecord:
+    """A failed record for a run whose worker died before returning one (killed, lost job)."""
+    version = _version(spec)
+    return RunRecord(id=records.run_id(spec, version), spec=spec, code_version=version, status="failed",
+                     error=error, traceback=detail, finished_at=_now())  # fmt: skip
+
+
+def finished(spec: RunSpec, results_dir: str | Path) -> RunRecord | None:
+    """The spec's finished (``ok``) record in ``results_dir``, or None: it must run."""
+    try:
+        return records.finished_record(results_dir, spec.suite, records.run_id(spec, code_version(spec)))
+    except Exception:
+        return None  # cannot name it (model does not import): run it and record why
 
 
 @dataclass
@@ -271,28 +337,41 @@ def run_suite(
     resume: bool = True,
     interactive: bool | None = None,
     title: str = "suite",
+    executor: Any = None,
 ) -> SuiteResult:
-    """Run every spec in order; with ``resume``, specs whose record finished ``ok`` are skipped."""
+    """Run every spec; with ``resume``, specs whose record finished ``ok`` are skipped.
+
+    ``executor`` (see :mod:`bench.executors`; default: one run after the other in this process)
+    runs the remaining specs and hands back their records; this function writes each one as it
+    arrives (atomically, global rank 0 only), so an interrupted suite resumes the same way
+    whatever executed it. Records come back in spec order.
+    """
+    from bench.executors import LocalExecutor
+
+    executor = executor if executor is not None else LocalExecutor()
     device = torch.device(device)
-    results = []
+    results_dir = Path(results_dir)
+    rank = global_rank()
+    found: list[RunRecord | None] = [None] * len(specs)
     skipped = 0
-    with SuiteProgress(len(specs), title, interactive) as progress:
-        ctx = RunContext(Path(results_dir), data_dir, device, progress)
-        for spec in specs:
-            start = time.perf_counter()
-            done = None
-            if resume:
-                try:
-                    done = records.finished_record(results_dir, spec.suite, records.run_id(spec, code_version(spec)))
-                except Exception:
-                    done = None  # cannot name it (model does not import): run it and record why
+    with SuiteProgress(len(specs), title, interactive if rank == 0 else False) as progress:
+        todo = []
+        for i, spec in enumerate(specs):
+            done = finished(spec, results_dir) if resume else None
             if done is not None:
                 skipped += 1
-                results.append(done)
+                found[i] = done
                 progress.run_finished(done, skipped=True, seconds=0.0)
-                continue
-            progress.run_started(spec, spec.train.get("epochs"))
-            record = run_one(spec, ctx)
-            results.append(record)
-            progress.run_finished(record, skipped=False, seconds=time.perf_counter() - start)
-    return SuiteResult(results, skipped)
+            elif rank == 0 or spec.task == "classification":  # other ranks join training runs only
+                todo.append(i)
+        ctx = RunContext(results_dir, data_dir, device, progress)
+        start = time.perf_counter()
+        for j, record in executor.run([specs[i] for i in todo], ctx):
+            record.environment = {**record.environment, "executor": executor.describe()}
+            if rank == 0:
+                records.save_record(results_dir, record)
+            found[todo[j]] = record
+            now = time.perf_counter()  # time since the previous record: the run's duration when
+            progress.run_finished(record, skipped=False, seconds=now - start)  # sequential; the
+            start = now  # pace of the suite (what the ETA needs) when parallel
+    return SuiteResult([r for r in found if r is not None], skipped)

@@ -7,6 +7,12 @@ epoch the module compares its accuracy with the best so far and saves the model'
 pickled hyperparameters would need ``weights_only=False``). Evaluation after training is a
 plain ``no_grad`` loop: test at the evaluation rate, validation at every rate, and test across
 a grid of rates.
+
+Several devices or nodes (``devices``/``num_nodes``/``strategy`` of :func:`fit`) use Lightning's
+own strategies (DDP by default when there is more than one process). Validation counts are
+summed over the ranks before model selection, so every rank selects the same epoch; only global
+rank 0 saves the best weights. The training history (loss, accuracy) is rank 0's shard, and the
+runner writes records on rank 0 only (``trainer.is_global_zero``).
 """
 
 from __future__ import annotations
@@ -99,16 +105,24 @@ class SequenceClassifier(L.LightningModule):
         self._val_sums[dataloader_idx][0] += correct
         self._val_sums[dataloader_idx][1] += len(batch)
 
+    def _global_val_sums(self) -> list[list[int]]:
+        """Validation (correct, seen) per loader, summed over the ranks under DDP."""
+        if self.trainer.world_size <= 1:
+            return self._val_sums
+        counts = torch.tensor(self._val_sums, dtype=torch.float64, device=self.device)
+        return self.trainer.strategy.reduce(counts, reduce_op="sum").long().tolist()
+
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
+        val_sums = self._global_val_sums()
         loss_n, correct, n = self._train_sums
         entry: dict[str, Any] = {
             "epoch": self.current_epoch,
             "train_loss": loss_n / max(n, 1),
             "train_acc": correct / max(n, 1),
         }
-        for name, (c, m) in zip(self.val_names, self._val_sums, strict=True):
+        for name, (c, m) in zip(self.val_names, val_sums, strict=True):
             entry[name] = c / m if m else float("nan")
         entry["seconds"] = time.perf_counter() - self._epoch_start
         self.history.append(entry)
@@ -117,8 +131,9 @@ class SequenceClassifier(L.LightningModule):
         if selected > self.best_val_acc:
             self.best_val_acc = selected
             self.best_epoch = self.current_epoch
-            self.best_weights_path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(self.model.state_dict(), self.best_weights_path)
+            if self.trainer.is_global_zero:  # one writer; the others load it after fit
+                self.best_weights_path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(self.model.state_dict(), self.best_weights_path)
         self.log(self.val_names[0], selected, prog_bar=True)
 
 
@@ -153,15 +168,26 @@ def fit(
     limit_train_batches: int | None = None,
     limit_eval_batches: int | None = None,
     callbacks: Sequence[L.Callback] = (),
+    devices: int = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
 ) -> SequenceClassifier:
-    """Train ``model`` on ``data_module``; return the module with history and best weights loaded."""
+    """Train ``model`` on ``data_module``; return the module with history and best weights loaded.
+
+    ``devices``, ``num_nodes`` and ``strategy`` go to ``lightning.Trainer``; ``strategy="auto"``
+    with more than one process means ``"ddp"``.
+    """
+    if strategy == "auto" and devices * num_nodes > 1:
+        strategy = "ddp"
     val_loaders = val_dataloaders(data_module)
     module = SequenceClassifier(
         model, lr, val_metric_names(data_module, len(val_loaders)), best_weights_path
     )
     trainer = L.Trainer(
         accelerator=accelerator_for(device),
-        devices=1,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
         max_epochs=epochs,
         limit_train_batches=limit_train_batches or 1.0,
         limit_val_batches=limit_eval_batches or 1.0,
@@ -175,6 +201,7 @@ def fit(
     trainer.fit(module, train_dataloaders=data_module.train_dataloader(), val_dataloaders=val_loaders)
     if module.best_epoch is None:
         raise RuntimeError("no validation epoch finished: no weights to select")
+    trainer.strategy.barrier("best-weights")  # rank 0 has written them (no-op on one device)
     model.load_state_dict(torch.load(best_weights_path, map_location="cpu", weights_only=True))
     model.to(device)
     return module
