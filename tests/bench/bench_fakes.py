@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 import bench.runner
 import bench.suites
 from bench.data import DataNotFoundError, SequenceBatch, collate_sequences
-from bench.models import list_models, register_model
+from bench.models import list_models, register_model, registry
 from bench.models.base import last_valid
 from bench.records import RunSpec
 
@@ -119,7 +119,10 @@ def fake_suite(profile: str, seeds, time: str = "index", models=("fake-gru", "fa
 
 
 def install(monkeypatch: Any = None) -> None:
-    """Register the fakes (models once per process; dataset and suite via monkeypatch if given)."""
+    """Register the fakes; with ``monkeypatch`` everything (the model registry too) is undone after
+    the test, without it (subprocess drivers) they stay for the life of the process."""
+    if monkeypatch is not None:
+        monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     for name, cls in FAKE_MODELS.items():
         if name not in list_models():
             register_model(name, f"{__name__}:{cls.__name__}", f"test stand-in: {cls.__doc__ or name}")

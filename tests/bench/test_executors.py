@@ -14,7 +14,6 @@ from pathlib import Path
 import bench_fakes
 import pytest
 
-import bench.models.registry as registry
 from bench import records
 from bench.executors import WORKER_DIED, ProcessesExecutor, SubmititExecutor, make_executor
 from bench.models import list_models, register_model
@@ -40,7 +39,6 @@ def setup_worker() -> None:
 @pytest.fixture
 def fakes(monkeypatch):
     """The fakes in this process, with the model registry restored afterwards."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     bench_fakes.install(monkeypatch)
     register_model("fake-die", f"{__name__}:FakeDie", "test stand-in: kills its worker")
     return bench_fakes
