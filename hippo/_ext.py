@@ -12,6 +12,7 @@ Entry points (all ``int64_t`` sizes, contiguous buffers; see the sources for the
 - ``hippo_legs_project_f{32,64}``: whole-sequence LegS projection (hippo.project).
 - ``hippo_legs_step_f{32,64}``, ``hippo_legs_step_bwd_f{32,64}``: one batched LegS step and
   its backward (hippo.legs).
+- ``hippo_gate_bwd_f{32,64}``: one step of the HiPPO-RNN gate's backward (hippo.nn).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _SIGNATURES = {
     "hippo_legs_step": [_P, _P, _P, _I, _P, _I, _I, _D],
     # (gx, c, x, f, d (float64), d_stride, gc, gf, gd (float64), B, N, alpha)
     "hippo_legs_step_bwd": [_P, _P, _P, _P, _P, _I, _P, _P, _P, _I, _I, _D],
+    # (gh, ghs, ghs_stride, du, u_h, M, act, h_prev, dz, B, H)
+    "hippo_gate_bwd": [_P, _P, _I, _P, _P, _I, _P, _P, _P, _I, _I],
 }
 
 

@@ -23,10 +23,23 @@ Memory updates:
   which is our default). For LegT/LMU/FouT ``theta`` is the sliding-window length in steps;
   for the Laguerre measures it is the decay timescale of the measure ``e^-u``.
 
-Speed (the loop is sequential because u depends on h): the x-parts of every linear map are
-computed for the whole sequence in one matmul before the loop; the tanh and gate maps are one
-fused weight of width 2H; the loop body is ``addmm`` (u), the memory step, ``addmm`` (the 2H
-pre-activations), ``tanh``, ``sigmoid`` and ``lerp``.
+Speed (the loop is sequential because u depends on h): :class:`HiPPORNN` runs the whole
+recurrence in one autograd Function with a hand-written backward (BPTT); the tanh and gate
+maps are one fused weight of width 2H, and the x-part of u is computed for the whole sequence
+before the loop. Paths, by measure, device and dtype:
+
+- LegS on CPU (float32/float64) when hippo's C++ extension builds (:mod:`hippo._ext`), index
+  time or timestamps (shared or per series): ``_LegsKernelLoop``, the compiled O(N) LegS step
+  (hippo/csrc/legs_step.cpp) called raw on preallocated buffers, its O(N) backward, and a
+  compiled per-step gate backward. Loop body: ``addmm`` (u), the LegS step, ``addmm`` +
+  ``addmm_`` (the 2H pre-activations), ``sigmoid`` (tanh is taken as ``2 sigmoid(2a) - 1``,
+  torch's CPU tanh being several times slower), ``lerp``; the weight gradients are
+  accumulated per step (no (L, B, 2H) temporaries).
+- LTI measures, and LegS elsewhere (CUDA, other dtypes, no extension) with a ratio shared by
+  the batch: ``_LinearMemoryLoop``, each step a dense matmul with the step's (N, N) matrix
+  (LegS: hippo's cached step matrices, O(N^2) per step).
+- LegS elsewhere with per-series timestamps: a plain loop through autograd with
+  :func:`hippo.legs_step` (the O(N) scan off CPU).
 """
 
 from __future__ import annotations
@@ -39,6 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import hippo
+from hippo import _ext, legs
 from hippo.discretize import METHODS
 from hippo.legs import legs_alpha, step_matrices
 from hippo.transition import MEASURES, resolve_params
@@ -246,7 +260,8 @@ class HiPPOCell(nn.Module):
 class _LinearMemoryLoop(torch.autograd.Function):
     """The whole recurrence with a hand-written backward (BPTT), for memories whose step is a
     fixed linear map: ``c_k = c_{k-1} @ P_k + u_k q_k`` (LTI measures; LegS with a ratio shared
-    by the batch, whose ``(P_k, q_k)`` are hippo's cached dense step matrices).
+    by the batch where :class:`_LegsKernelLoop` does not apply, with hippo's cached dense step
+    matrices as ``(P_k, q_k)``).
 
     Why: autograd would record ~8 nodes per step and accumulate the weight gradients step by
     step; here the backward loop is 4 matmuls and 3 element-wise ops per step, the element-wise
@@ -319,8 +334,133 @@ class _LinearMemoryLoop(torch.autograd.Function):
         return du, dz, g_u_h, g_w_c, None, None
 
 
+class _LegsKernelLoop(torch.autograd.Function):
+    """The LegS recurrence with the compiled O(N) step (hippo/csrc/legs_step.cpp, called raw)
+    and a hand-written backward (BPTT); CPU, float32/float64, when the extension is built.
+
+    Same wiring and outputs as :class:`_LinearMemoryLoop`, but the memory step is the O(N)
+    kernel instead of a dense (N, N) matmul, and its backward is one kernel call per step that
+    returns dL/dc_{k-1} and dL/du_k together. Inputs: ``xu`` (L, B, M) (the hoisted
+    x-projection of u), ``x`` (L, B, C) and the cell's ``w_x``, ``w_bias``, ``u_h``, ``w_c``;
+    ``d`` (L, 1) float64 (ratio shared by the batch) or (L, B*M) (per series, repeated per
+    memory channel): row k is step k's dt_ratio (row 0 unused: step 0 sets
+    c_0 = (u_0, 0, ..., 0)); a ratio 0 keeps the memory as it is. ``alpha`` the GBT alpha.
+    Outputs: hidden states (L, B, H), memories (L, B, M*N).
+
+    Unlike :class:`_LinearMemoryLoop`, the x-projection of the 2H pre-activations is done per
+    step (a (B, C) x (C, 2H) ``addmm`` into the step's buffer) and its weight gradients are
+    accumulated per step, like w_c's: no (L, B, 2H) temporaries, whose allocation (page faults)
+    and autograd matmul backward cost more than the per-step products. Per step, forward:
+    ``addmm`` (u), the kernel, ``addmm`` + ``addmm_`` (2H pre-activations, in place in the
+    saved activation buffer), ``sigmoid`` and 3 small element-wise ops (tanh(a) is taken as
+    2 sigmoid(2a) - 1), ``lerp``; backward: a gate kernel (hippo_gate_bwd), ``addmm_`` (dL/dc),
+    the LegS backward kernel, 2 ``addmm_`` (weight gradients).
+    """
+
+    @staticmethod
+    def forward(ctx, xu, x, w_x, w_bias, u_h, w_c, d, alpha):
+        lib = _ext.load()
+        L, B, M = xu.shape
+        H, MN = u_h.shape[1], w_c.shape[1]
+        N = MN // M
+        step = lib.hippo_legs_step_f32 if x.dtype == torch.float32 else lib.hippo_legs_step_f64
+        xu = xu.contiguous()
+        hs = x.new_empty(L, B, H)
+        cs = x.new_empty(L, B, MN)
+        act = x.new_empty(L, B, 2 * H)  # [tanh(a), sigmoid(g)] per step
+        us = x.new_empty(L, B, M)
+        u_hT, w_cT, w_xT = u_h.t(), w_c.t(), w_x.t()
+        h = x.new_zeros(B, H)
+        d_shared = 0 if d.shape[1] == 1 else 1
+        d_ptr, d_row = d.data_ptr(), d.stride(0) * d.element_size()
+        c_bytes, u_bytes = B * MN * cs.element_size(), B * M * us.element_size()
+        c_ptr, u_ptr = cs.data_ptr(), us.data_ptr()
+        lists = zip(xu.unbind(0), x.unbind(0), us.unbind(0), cs.unbind(0), act.unbind(0),
+                    hs.unbind(0), strict=True)
+        for k, (xu_k, x_k, u_k, c_k, act_k, h_k) in enumerate(lists):
+            torch.addmm(xu_k, h, u_hT, out=u_k)
+            if k == 0:
+                c_k.zero_()
+                c_k.view(B * M, N)[:, 0] = u_k.view(B * M)
+            else:
+                step(c_ptr + (k - 1) * c_bytes, u_ptr + k * u_bytes, d_ptr + k * d_row,
+                     d_shared, c_ptr + k * c_bytes, B * M, N, alpha)
+            torch.addmm(w_bias, x_k, w_xT, out=act_k)
+            act_k.addmm_(c_k, w_cT)
+            # tanh(a) = 2 sigmoid(2a) - 1: one sigmoid over all 2H columns (torch's CPU tanh
+            # is several times slower than its sigmoid).
+            th_k = act_k[:, :H]
+            th_k.mul_(2)
+            torch.sigmoid(act_k, out=act_k)
+            th_k.mul_(2).sub_(1)
+            h = torch.lerp(h, th_k, act_k[:, H:], out=h_k)
+        ctx.save_for_backward(x, w_x, u_h, w_c, hs, cs, act, d)
+        ctx.alpha = alpha
+        ctx.set_materialize_grads(False)
+        return hs, cs
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_hs, g_cs):
+        lib = _ext.load()
+        x, w_x, u_h, w_c, hs, cs, act, d = ctx.saved_tensors
+        L, B, H = hs.shape
+        M, MN = u_h.shape[0], cs.shape[2]
+        N = MN // M
+        f32 = hs.dtype == torch.float32
+        step_bwd = lib.hippo_legs_step_bwd_f32 if f32 else lib.hippo_legs_step_bwd_f64
+        gate_bwd = lib.hippo_gate_bwd_f32 if f32 else lib.hippo_gate_bwd_f64
+        if g_hs is not None and g_hs.stride(2) != 1:
+            g_hs = g_hs.contiguous()
+        u_h = u_h.contiguous()
+        want_x = ctx.needs_input_grad[1]
+        g_x = x.new_empty(L, B, x.shape[2]) if want_x else None
+        C = x.shape[2]
+        g_w_c = w_c.new_zeros(w_c.shape)
+        g_xb = w_x.new_zeros(C + 1, 2 * H)  # [w_x, w_bias] gradient, transposed
+        xe = torch.cat([x, x.new_ones(L, B, 1)], dim=2)  # [x, 1]
+        dz = hs.new_empty(B, 2 * H)  # dL/d(pre-activations) of the step
+        du = hs.new_empty(L, B, M)
+        gh = hs.new_zeros(B, H)  # dL/dh_k, less the parts the gate kernel adds
+        gc = hs.new_zeros(B, MN)  # dL/dc_k
+        gprev = hs.new_empty(B, MN)
+        esz = hs.element_size()
+        d_shared = 0 if d.shape[1] == 1 else 1
+        d_ptr, d_row = d.data_ptr(), d.stride(0) * d.element_size()
+        du_ptr, du_bytes = du.data_ptr(), B * M * esz
+        dz_ptr, act_ptr, act_bytes = dz.data_ptr(), act.data_ptr(), B * 2 * H * esz
+        h_ptr, h_bytes = hs.data_ptr(), B * H * esz
+        gh_ptr, u_h_ptr = gh.data_ptr(), u_h.data_ptr()
+        if g_hs is not None:
+            ghs_ptr, ghs_row, ghs_step = g_hs.data_ptr(), g_hs.stride(1), g_hs.stride(0) * esz
+        dzT = dz.t()
+        xe_k, c_k, du_k = xe.unbind(0), cs.unbind(0), du.unbind(0)
+        for k in range(L - 1, -1, -1):
+            # dz and gh <- (1 - s_k) dL/dh_k (dL/dh_k = gh + g_hs[k] + du_{k+1} u_h)
+            gate_bwd(gh_ptr, None if g_hs is None else ghs_ptr + k * ghs_step,
+                     0 if g_hs is None else ghs_row,
+                     du_ptr + (k + 1) * du_bytes if k < L - 1 else None, u_h_ptr, M,
+                     act_ptr + k * act_bytes, h_ptr + (k - 1) * h_bytes if k else None,
+                     dz_ptr, B, H)
+            if g_cs is not None:
+                gc.add_(g_cs[k])
+            gc.addmm_(dz, w_c)  # dL/dc_k
+            g_w_c.addmm_(dzT, c_k[k])
+            g_xb.addmm_(xe_k[k].t(), dz)
+            if want_x:
+                torch.mm(dz, w_x, out=g_x[k])
+            if k:  # dL/dc_{k-1} (into gprev) and dL/du_k in one kernel call
+                step_bwd(gc.data_ptr(), None, None, None, d_ptr + k * d_row, d_shared,
+                         gprev.data_ptr(), du_ptr + k * du_bytes, None, B * M, N, ctx.alpha)
+                gc, gprev = gprev, gc
+            else:  # c_0 = (u_0, 0, ..., 0)
+                du_k[0].view(B * M).copy_(gc.view(B * M, N)[:, 0])
+        g_u_h = du[1:].reshape(-1, M).t() @ hs[:-1].reshape(-1, H)  # h_{-1} = 0
+        return du, g_x, g_xb[:C].t(), g_xb[C], g_u_h, g_w_c, None, None
+
+
 class HiPPORNN(nn.Module):
-    """A :class:`HiPPOCell` run over whole sequences, with the projections of x hoisted.
+    """A :class:`HiPPOCell` run over whole sequences in one fused loop (module docstring).
 
     ``HiPPORNN(input_size, hidden_size, **cell_kwargs)``; ``forward(x (B, L, C), times=None)``
     returns the hidden states (B, L, H) (and the memories (B, L, M, N) with
@@ -331,6 +471,24 @@ class HiPPORNN(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, **cell_kwargs):
         super().__init__()
         self.cell = HiPPOCell(input_size, hidden_size, **cell_kwargs)
+
+    def _kernel_ratios(self, L: int, times: Tensor | None, x: Tensor) -> Tensor | None:
+        """LegS dt_ratios for :class:`_LegsKernelLoop` (float64, (L, 1) shared by the batch in
+        index time, (L, B*M) per series with times; row 0 unused), or None where the compiled
+        step does not apply (other measures, CUDA, other dtypes, no C++ extension, or times
+        that require grad: the kernel loop gives no gradient for the times)."""
+        cell = self.cell
+        if cell.measure != "legs" or not legs._use_cpp(x, x):
+            return None
+        if not cell.timestamped:
+            d = torch.zeros(L, 1, dtype=torch.float64)
+            d[1:, 0] = 1.0 / torch.arange(1, L, dtype=torch.float64)
+            return d
+        if times.requires_grad:
+            return None
+        ratios = legs_ratios(times.detach().cpu()).t()  # (L-1, B)
+        d = torch.cat([ratios.new_zeros(1, ratios.shape[1]), ratios])
+        return d.repeat_interleave(cell.memory_channels, dim=1).contiguous()
 
     def _linear_steps(self, L: int, times: Tensor | None, like: Tensor):
         """``(Ps, qs)``, each step's memory map ``c_k = c_{k-1} @ P_k + u_k q_k``, when the map
@@ -377,6 +535,12 @@ class HiPPORNN(nn.Module):
                 raise ValueError(f"times has shape {tuple(times.shape)}; expected {(B, L)}")
         xt = x.transpose(0, 1)
         xu = F.linear(xt, cell.u_x, cell.u_bias)  # (L, B, M)
+        d = self._kernel_ratios(L, times, x)
+        if d is not None:
+            hs, cs = _LegsKernelLoop.apply(xu, xt, cell.w_x, cell.w_bias, cell.u_h, cell.w_c, d,
+                                           legs_alpha(cell.method))
+            out = hs.transpose(0, 1)
+            return (out, cs.view(L, B, M, N).transpose(0, 1)) if return_memory else out
         xz = F.linear(xt, cell.w_x, cell.w_bias)  # (L, B, 2H)
         steps = self._linear_steps(L, times, x)
         if steps is not None:
@@ -386,7 +550,8 @@ class HiPPORNN(nn.Module):
         return self._autograd_loop(xu, xz, legs_ratios(times).to(x.dtype), return_memory)
 
     def _autograd_loop(self, xu: Tensor, xz: Tensor, ratios: Tensor, return_memory: bool):
-        """Per-series LegS ratios (B, L-1): a plain loop through autograd, with the O(N) scan."""
+        """Per-series LegS ratios (B, L-1) where :class:`_LegsKernelLoop` does not apply: a
+        plain loop through autograd with :func:`hippo.legs_step` (the O(N) scan off CPU)."""
         cell = self.cell
         L, B, M = xu.shape
         # unbind: backward stacks the per-step gradients once (xu[k] per step would allocate a

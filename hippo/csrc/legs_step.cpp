@@ -1,9 +1,10 @@
-// One batched HiPPO-LegS GBT step, O(N) per series, forward and backward (for autograd).
+// One batched HiPPO-LegS GBT step, O(N) per series, forward and backward (for autograd),
+// and the per-step gate backward of hippo/nn.py's HiPPO-RNN loop (gate_bwd, at the end).
 //
-// Plain C entry points over raw contiguous buffers, called from hippo/legs.py via ctypes
-// (the autograd.Function lives there); like legs_project.cpp only <ATen/Parallel.h> is
-// included (at::parallel_for over the batch) so the build stays short. Storage is float32 or
-// float64; the recurrences are evaluated in double for both. With s_n = sqrt(2n+1),
+// Plain C entry points over raw contiguous buffers, called via ctypes from hippo/legs.py
+// and hippo/nn.py (the autograd.Functions live there); like legs_project.cpp only
+// <ATen/Parallel.h> is included (at::parallel_for over the batch) so the build stays short.
+// Storage is float32 or float64; the LegS recurrences are evaluated in double for both. With s_n = sqrt(2n+1),
 // D = diag(n+1), e = alpha d, g = (1 - alpha) d and M = I - e A:
 //
 // forward   r = c + g A c + d f s,   A c = -s * exclusive_cumsum(s c) - (n+1) c
@@ -157,6 +158,57 @@ void legs_step_bwd(const T* gx, const T* c, const T* x, const T* f, const double
   });
 }
 
+// Backward of the HiPPO-RNN gate h = lerp(h_prev, t, s) = h_prev + s (t - h_prev),
+// t = tanh(a), s = sigmoid(g), for one step of hippo/nn.py's _LegsKernelLoop, element-wise
+// over (B, H) rows (the derivative factors are formed here instead of as whole-sequence
+// temporaries): with G = gh + ghs + du @ u_h (gradient reaching h_k: carried from step k+1,
+// from the output, and through u_{k+1} = ... + u_h h_k),
+//   dz[:, :H] = G s (1 - t^2),  dz[:, H:] = G (t - h_prev) s (1 - s),  gh <- G (1 - s).
+// act (B, 2H) holds [t, s] per row; gh, h_prev (B, H); dz (B, 2H). ghs (row stride
+// ghs_stride), du (B, M) with u_h (M, H), and h_prev may be nullptr (zero).
+template <typename T>
+void gate_bwd(T* gh, const T* ghs, int64_t ghs_stride, const T* du, const T* u_h, int64_t M,
+              const T* act, const T* hprev, T* dz, int64_t B, int64_t H) {
+  // ATen's grain (32768 elements): one step of a typical batch is too little work to split.
+  at::parallel_for(0, B, std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1)),
+                   [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      T* __restrict__ g = gh + b * H;
+      const T* __restrict__ t = act + b * 2 * H;
+      const T* __restrict__ s = t + H;
+      T* __restrict__ da = dz + b * 2 * H;
+      T* __restrict__ dg = da + H;
+      if (ghs) {
+        const T* __restrict__ o = ghs + b * ghs_stride;
+        for (int64_t i = 0; i < H; ++i) g[i] += o[i];
+      }
+      if (du) {
+        for (int64_t m = 0; m < M; ++m) {
+          const T w = du[b * M + m];
+          const T* __restrict__ r = u_h + m * H;
+          for (int64_t i = 0; i < H; ++i) g[i] += w * r[i];
+        }
+      }
+      if (hprev) {
+        const T* __restrict__ hp = hprev + b * H;
+        for (int64_t i = 0; i < H; ++i) {
+          const T gs = g[i] * s[i];
+          da[i] = gs * (T(1) - t[i] * t[i]);
+          dg[i] = gs * (t[i] - hp[i]) * (T(1) - s[i]);
+          g[i] -= gs;
+        }
+      } else {
+        for (int64_t i = 0; i < H; ++i) {
+          const T gs = g[i] * s[i];
+          da[i] = gs * (T(1) - t[i] * t[i]);
+          dg[i] = gs * t[i] * (T(1) - s[i]);
+          g[i] -= gs;
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -181,6 +233,18 @@ void hippo_legs_step_bwd_f32(const float* gx, const float* c, const float* x, co
                              const double* d, int64_t d_stride, float* gc, float* gf,
                              double* gd, int64_t B, int64_t N, double alpha) {
   legs_step_bwd<float>(gx, c, x, f, d, d_stride, gc, gf, gd, B, N, alpha);
+}
+
+void hippo_gate_bwd_f64(double* gh, const double* ghs, int64_t ghs_stride, const double* du,
+                        const double* u_h, int64_t M, const double* act, const double* hprev,
+                        double* dz, int64_t B, int64_t H) {
+  gate_bwd<double>(gh, ghs, ghs_stride, du, u_h, M, act, hprev, dz, B, H);
+}
+
+void hippo_gate_bwd_f32(float* gh, const float* ghs, int64_t ghs_stride, const float* du,
+                        const float* u_h, int64_t M, const float* act, const float* hprev,
+                        float* dz, int64_t B, int64_t H) {
+  gate_bwd<float>(gh, ghs, ghs_stride, du, u_h, M, act, hprev, dz, B, H);
 }
 
 }  // extern "C"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import hippo
+from hippo import _ext
 from hippo.nn import HiPPOCell, HiPPORNN, legs_ratios
 from hippo.project import project
 
@@ -190,3 +191,65 @@ def test_fused_gradcheck() -> None:
     rnn = HiPPORNN(2, 3, measure="legs", memory_order=3).double()
     x = torch.randn(2, 5, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: rnn(x), (x,))
+
+
+@pytest.mark.skipif(not _ext.cpp_available(), reason="the C++ LegS extension did not build")
+@pytest.mark.parametrize("times_mode", ["index", "shared", "per_series"])
+@pytest.mark.parametrize("method", ["bilinear", "backward_euler", "forward_euler"])
+def test_legs_kernel_loop_equals_dense_path(
+    times_mode: str, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled O(N) LegS loop (CPU default) gives the dense / per-step paths' values and
+    gradients (float64), incl. M > 1 channels, memory outputs and frozen (ratio 0) steps."""
+    torch.manual_seed(0)
+    B, L = 3, 15
+    rnn = HiPPORNN(3, 6, measure="legs", memory_order=5, memory_channels=2, method=method,
+                   timestamped=times_mode != "index").double()
+    x = signal(B=B, L=L).requires_grad_(True)
+    times = None
+    if times_mode == "shared":
+        times = 0.3 * torch.arange(L, dtype=torch.float64).expand(B, L)
+    elif times_mode == "per_series":
+        times = torch.cumsum(torch.rand(B, L, dtype=torch.float64) + 0.05, dim=1)
+        times[1, 9:] = times[1, 8]  # padding: repeated times freeze the memory
+    w_h = torch.randn(B, L, 6, dtype=torch.float64)
+    w_c = torch.randn(B, L, 2, 5, dtype=torch.float64)
+
+    def run():
+        h, m = rnn(x, times, return_memory=True)
+        loss = (h * w_h).sum() + (m * w_c).sum()
+        return [h, m, *torch.autograd.grad(loss, [x, *rnn.parameters()])]
+
+    assert rnn._kernel_ratios(L, times, x) is not None  # the kernel loop is the default here
+    fused = run()
+    monkeypatch.setattr(HiPPORNN, "_kernel_ratios", lambda *args: None)
+    ref = run()
+    for a, b in zip(fused, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not _ext.cpp_available(), reason="the C++ LegS extension did not build")
+def test_legs_kernel_loop_float32_hidden_only() -> None:
+    """float32, gradient through the hidden states only (no memory output)."""
+    torch.manual_seed(0)
+    rnn = HiPPORNN(3, 8, measure="legs", memory_order=6)
+    x = signal(B=4, L=20).float().requires_grad_(True)
+    h = rnn(x)
+    g = torch.autograd.grad(h[:, -1].sum(), [x, *rnn.parameters()])
+    ref64 = HiPPORNN(3, 8, measure="legs", memory_order=6).double()
+    ref64.load_state_dict(rnn.state_dict())
+    x64 = x.detach().double().requires_grad_(True)
+    h64 = ref64(x64)
+    g64 = torch.autograd.grad(h64[:, -1].sum(), [x64, *ref64.parameters()])
+    torch.testing.assert_close(h, h64.float(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(g, g64, strict=True):
+        torch.testing.assert_close(a, b.float(), rtol=1e-4, atol=1e-5)
+
+
+def test_legs_without_extension_uses_dense_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No C++ extension (e.g. the build failed): LegS falls back to the dense/scan paths."""
+    monkeypatch.setitem(_ext._state, "lib", None)  # as if the build had failed
+    rnn = HiPPORNN(3, 6, measure="legs", memory_order=5)
+    x = signal(B=2, L=7).float()
+    assert rnn._kernel_ratios(7, None, x) is None
+    assert rnn(x).shape == (2, 7, 6)
