@@ -188,6 +188,19 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
         " Model selection on validation at the training rate."
     )
     tables = [pivot_table(ok, "test_acc", row="model", column="column", scale=100, caption=caption)]
+    # Accuracy at the training rate (from the rate curve) says whether a model learned the task at
+    # all, so the table above separates "did not learn" from "did not transfer to the new rate".
+    at_train = [
+        (r.rate_curve or {}).get(str(float(r.train_hz))) if pd.notna(r.train_hz) else None
+        for r in ok.itertuples()
+    ]
+    if any(v is not None for v in at_train):
+        same_rate = ok.assign(acc_train_rate=at_train).dropna(subset=["acc_train_rate"])
+        tables.append(pivot_table(
+            same_rate, "acc_train_rate", row="model", column="column", scale=100,
+            caption=f"{suite}: test accuracy (%) at the TRAINING rate (no shift), for reference; "
+                    f"mean ± std over seeds (n runs). Profile: {profile}.{_time_note(ok)}",
+        ))  # fmt: skip
     if failed:
         tables[0].notes.append(f"Failed runs (not in the table): {failed}.")
     paths = []

@@ -43,14 +43,6 @@ CT_TRAIN: dict[str, dict[str, Any]] = {
                   limit_eval_batches=None, throughput_warmup=5, throughput_iters=20),
 }  # fmt: skip
 CT_HIDDEN = {"smoke": 8, "quick": 64, "paper": 256}
-# Per-model caps in the quick profile. Measured on the 2-core CPU at hidden 64, batch 50, 200 Hz:
-# a training batch costs 0.04 s (lstm) to 0.3 s (gru-d) but ~1.1 s (ode-rnn) and ~1.5 s (ncde),
-# whose rk4 solvers take 4 vector-field evaluations per sample; at 40 batches x 8 epochs those two
-# alone would take most of an hour, so they see 10 batches (500 series) per epoch in `quick`.
-CT_QUICK_MODEL_TRAIN: dict[str, dict[str, Any]] = {
-    "ode-rnn": {"limit_train_batches": 10},
-    "ncde": {"limit_train_batches": 10},
-}
 
 MNIST_TRAIN: dict[str, dict[str, Any]] = {
     "smoke": dict(epochs=1, batch_size=32, lr=1e-3, limit_train_batches=2, limit_eval_batches=1,
@@ -88,12 +80,11 @@ def _ct_runs(
 ) -> list[RunSpec]:
     """CharacterTrajectories classification runs: condition x model x seed."""
     train = {**CT_TRAIN[profile], "eval_rates": list(eval_rates)}
-    per_model = CT_QUICK_MODEL_TRAIN if profile == "quick" else {}
     return [
         RunSpec(
             suite=suite, task="classification", dataset="character-trajectories",
             condition=condition, model=model, seed=seed, profile=profile,
-            data=dict(data), train={**train, **per_model.get(model, {})},
+            data=dict(data), train=dict(train),
             model_args={"hidden_size": CT_HIDDEN[profile]},
         )
         for condition, data in conditions
