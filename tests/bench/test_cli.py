@@ -47,7 +47,9 @@ def test_timescale_smoke_end_to_end(data_dir, tmp_path):
     folder = results / "timescale"
     md = (folder / "table.md").read_text()
     assert "100Hz->200Hz" in md and "±" in md and "Chance level" in md and "index" in md
-    assert (folder / "table.tex").read_text().count(r"\begin{tabular}") == 1
+    # the shifted table and, for reference, accuracy at the training rate
+    assert (folder / "table.tex").read_text().count(r"\begin{tabular}") == 2
+    assert "TRAINING rate" in md
     for name in ("accuracy", "accuracy_vs_rate", "accuracy_vs_throughput"):
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (folder / f"{name}.pdf").read_bytes()[:4] == b"%PDF"

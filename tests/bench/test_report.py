@@ -45,6 +45,19 @@ def test_classification_report_from_records(results_dir):
     assert "99.0" in (write_report(results_dir, "timescale", "smoke")[0]).read_text()
 
 
+def test_training_rate_table_reads_the_rate_curve_at_the_training_rate(results_dir):
+    for seed, at_train in ((0, 0.80), (1, 0.82)):
+        rec = _ct_record("lstm", "100Hz->200Hz", seed, 0.2)
+        rec.spec.data["train_hz"] = 0.5
+        rec.rate_curve = {"0.25": 0.1, "0.5": at_train, "1.0": 0.2}
+        rec.id = records.run_id(rec.spec, "1")
+        records.save_record(results_dir, rec)
+    md = write_report(results_dir, "timescale")[0].read_text()
+    shifted, same_rate = md.split("TRAINING rate")
+    assert "20.0 ± 0.0 (2)" in shifted  # test accuracy at the evaluation rate
+    assert "81.0 ± 1.4 (2)" in same_rate  # the curve's value at train_hz = 0.5
+
+
 def test_report_labels_time_modes_when_both_are_present(results_dir):
     records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.4))
     records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.5, time="physical"))
