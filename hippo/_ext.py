@@ -7,6 +7,12 @@ export plain C functions over raw buffers, so the build is short and no pybind m
 involved. Any build or load failure is reported once as a RuntimeWarning and :func:`load`
 returns None from then on; callers fall back to plain torch.
 
+The build passes no ``-fopenmp``, so ``at::parallel_for`` runs its range serially: each call
+uses one core. That is deliberate for now: the per-step calls inside the RNN cell are ~50 us,
+where OpenMP start-up and, on a shared machine, spinning threads cost more than they save
+(measured: oversubscribed OpenMP slowed training by 10x and more here). Long whole-sequence
+projections would gain from threads over the batch; enabling it is a flag and a measurement.
+
 Entry points (all ``int64_t`` sizes, contiguous buffers; see the sources for the math):
 
 - ``hippo_legs_project_f{32,64}``: whole-sequence LegS projection (hippo.project).

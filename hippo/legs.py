@@ -29,7 +29,7 @@ Backends of :func:`legs_step` (one rule, by device and dtype):
 
 - float32/float64 CPU tensors (c and f of one dtype), when the C++ extension builds:
   :func:`legs_step_cpp`, the compiled O(N) step and its O(N) backward
-  (hippo/csrc/legs_step.cpp, built lazily by :mod:`hippo._ext`; parallel over the batch,
+  (hippo/csrc/legs_step.cpp, built lazily by :mod:`hippo._ext`; single-threaded (see there),
   8 series interleaved per SIMD block, recurrences in float64 even for float32 storage).
   ``dt_ratio`` a float (shared) or a per-series tensor, with gradients for c, f and a tensor
   dt_ratio. Differentiable once (no double backward).
@@ -51,6 +51,7 @@ N = 256.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 
 import torch
@@ -62,8 +63,11 @@ from hippo.transition import transition
 
 LEGS_METHODS = ("forward_euler", "backward_euler", "bilinear", "gbt")
 
-# Upper bound on the memory held by cached per-step matrices (bytes).
-CACHE_BYTES = 512 * 2**20
+# Upper bound on the memory held by cached per-step matrices (bytes; env HIPPO_LEGS_CACHE_BYTES).
+# It must hold a whole sequence's matrices, or every forward pass rebuilds them all: permuted
+# MNIST at hidden 512 needs 783 float32 (512, 512) matrices, 784 MiB (the dense path is the
+# CUDA / no-compiler fallback; the CPU path is the O(N) kernel and caches nothing).
+CACHE_BYTES = int(os.environ.get("HIPPO_LEGS_CACHE_BYTES", 2 * 2**30))
 _cache: OrderedDict = OrderedDict()
 _cache_bytes = 0
 
@@ -248,7 +252,9 @@ def legs_step(
 ) -> torch.Tensor:
     """One batched LegS update in O(N): ``c`` (..., N) at t0 -> c at t1, with input ``f`` (...,).
 
-    ``dt_ratio = (t1 - t0) / t1`` in (0, 1]: a float, or a tensor broadcastable to ``f``'s shape.
+    ``dt_ratio = (t1 - t0) / t1`` in (0, 1]: a float, or a tensor broadcastable to ``f``'s shape
+    (a float is range-checked; a tensor is not, since that would synchronise the device
+    every step).
     ``method``: bilinear (default), forward_euler, backward_euler, or gbt with ``alpha``.
     Works for any float dtype and device; differentiable w.r.t. c, f (and a tensor dt_ratio).
     Backend (module docstring): the compiled kernel for float32/float64 CPU tensors (once

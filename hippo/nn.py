@@ -499,6 +499,8 @@ class HiPPORNN(nn.Module):
             return [cell.Ad.t()] * L, [cell.Bd] * L
         N, dtype, device = cell.memory_order, like.dtype, like.device
         if cell.timestamped:
+            if times.requires_grad:  # the shared-matrix path gives no gradient w.r.t. times
+                return None
             ratios = legs_ratios(times)  # (B, L-1) float64
             if not bool((ratios == ratios[:1]).all()):
                 return None

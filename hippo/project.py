@@ -7,8 +7,7 @@ element, (..., L, N) for ``output="all"``, or only after the last one, (..., N) 
 LegS (time-varying): element 0 (t = 0) sets ``c = (f_0, 0, ..., 0)``; element k >= 1 takes
 one LegS step with ``dt_ratio = 1/k`` (index time), or ``(t_k - t_{k-1}) / t_k`` when
 ``times`` (..., L) is given. Backends: a compiled C++ O(N) loop (hippo/csrc/legs_project.cpp,
-built on first use by :mod:`hippo._ext` and cached in TORCH_EXTENSIONS_DIR, parallel over the
-batch) for CPU tensors without autograd, and a plain-torch per-step loop of the same math
+built on first use by :mod:`hippo._ext` and cached in TORCH_EXTENSIONS_DIR, one thread) for CPU tensors without autograd, and a plain-torch per-step loop of the same math
 (any device, differentiable) otherwise or when the build fails (one warning).
 
 LTI measures (legt, lmu, lagt, tlagt, glagt, fout): ``c_k = Ad c_{k-1} + Bd f_k`` with
@@ -181,6 +180,9 @@ def project(
         out = _project_legs(f, N, dt, method, gbt_alpha, times, output, backend, state, start,
                             batch, params)
     else:
+        if start:
+            raise ValueError(f"start is only used by legs; {measure!r} is time-invariant "
+                             "(continue a chunked run with initial alone)")
         out = _project_lti(f, measure, N, dt, method, gbt_alpha, times, output, mode, state,
                            params)
     return out.reshape(*batch, L, N) if output == "all" else out.reshape(*batch, N)
@@ -207,6 +209,10 @@ def _project_legs(f, N, dt, method, alpha, times, output, backend, state, start,
             raise ValueError("times cannot be combined with initial/start; pass the whole "
                              "sequence")
     init_first = start == 0
+    if init_first and state is not None:
+        # element 0 of a whole sequence sets the memory to (f_0, 0, ..., 0): a state would be lost
+        raise ValueError("initial needs start > 0 for legs (the index of signal[..., 0] in the "
+                         "whole sequence); element 0 re-initialises the memory")
     if state is None:
         if not init_first:
             raise ValueError("start > 0 needs initial (the memory after element start-1)")

@@ -55,7 +55,7 @@ def basis(measure: str, N: int, x: torch.Tensor, *, horizon: float | None = None
     if measure in LAGUERRE:
         if horizon is None or not horizon > 0:
             raise ValueError(f"reconstructing {measure!r} needs horizon > 0 (time units of "
-                             "history to show), got {horizon!r}")
+                             f"history to show), got {horizon!r}")
     elif horizon is not None:
         raise ValueError(f"horizon is only used by {LAGUERRE}, not {measure!r}")
     if measure in ("legs", "legt"):

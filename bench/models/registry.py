@@ -87,7 +87,7 @@ _HIPPO = "bench.models.hippo_rnn:HiPPOClassifier"
 register_model("hippo-legs", _HIPPO, "HiPPO-RNN, scaled Legendre memory (LegS), O(N) step", measure="legs")
 register_model("hippo-legt", _HIPPO, "HiPPO-RNN, translated Legendre memory (LegT, window theta)", measure="legt")
 register_model("hippo-lagt", _HIPPO, "HiPPO-RNN, translated Laguerre memory (LagT)", measure="lagt")
-register_model("hippo-tlagt", _HIPPO, "HiPPO-RNN, truncated Laguerre memory (TLagT)", measure="tlagt")
+register_model("hippo-tlagt", _HIPPO, "HiPPO-RNN, tilted Laguerre memory (TLagT)", measure="tlagt")
 register_model("hippo-glagt", _HIPPO, "HiPPO-RNN, generalised Laguerre memory (GLagT)", measure="glagt")
 register_model("hippo-fout", _HIPPO, "HiPPO-RNN, translated Fourier memory (FouT)", measure="fout")
 register_model("lstm", "baselines.rnn:LSTMClassifier", "LSTM (torch.nn), last valid hidden state")

@@ -1,7 +1,8 @@
 // HiPPO-LegS online projection of whole sequences, O(N) per step (forward only, no autograd).
 //
 // Plain C entry points over raw contiguous buffers, called from hippo/project.py via ctypes;
-// only <ATen/Parallel.h> is included (for at::parallel_for over the batch) so the build
+// only <ATen/Parallel.h> is included (at::parallel_for; serial unless built with OpenMP,
+// see hippo/_ext.py) so the build
 // stays short. The math is the one documented in hippo/legs.py: a GBT(alpha) step of
 // c' = A c / t + B f / t with effective step d = (t1 - t0)/t1,
 //   r   = c + (1 - alpha) d A c + d B f,       A c = -s * exclusive_cumsum(s c) - (n+1) c

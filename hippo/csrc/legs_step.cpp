@@ -3,7 +3,8 @@
 //
 // Plain C entry points over raw contiguous buffers, called via ctypes from hippo/legs.py
 // and hippo/nn.py (the autograd.Functions live there); like legs_project.cpp only
-// <ATen/Parallel.h> is included (at::parallel_for over the batch) so the build stays short.
+// <ATen/Parallel.h> is included (at::parallel_for; serial unless built with OpenMP, see
+// hippo/_ext.py) so the build stays short.
 // Storage is float32 or float64; the LegS recurrences are evaluated in double for both. With s_n = sqrt(2n+1),
 // D = diag(n+1), e = alpha d, g = (1 - alpha) d and M = I - e A:
 //

@@ -253,3 +253,12 @@ def test_legs_without_extension_uses_dense_path(monkeypatch: pytest.MonkeyPatch)
     x = signal(B=2, L=7).float()
     assert rnn._kernel_ratios(7, None, x) is None
     assert rnn(x).shape == (2, 7, 6)
+
+
+def test_shared_timestamps_keep_their_gradient():
+    torch.manual_seed(0)
+    rnn = HiPPORNN(2, 8, measure="legs", timestamped=True).double()
+    x = torch.randn(3, 6, 2, dtype=torch.float64)
+    times = (torch.arange(6, dtype=torch.float64) * 0.01).expand(3, 6).clone().requires_grad_()
+    rnn(x, times)[:, -1].sum().backward()
+    assert times.grad is not None and times.grad.abs().sum() > 0

@@ -99,3 +99,11 @@ def test_bad_arguments():
         project(x, "legs", 4, initial=torch.zeros(3, 4), start=3)
     with pytest.raises(ValueError, match="times is only supported for legs"):
         project(x, "lagt", 4, dt=0.1, times=torch.ones(2, 10))
+
+
+def test_arguments_project_would_ignore_are_rejected():
+    x = torch.randn(2, 20, dtype=torch.float64)
+    with pytest.raises(ValueError, match="initial needs start > 0"):
+        project(x, "legs", 4, initial=torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="start is only used by legs"):
+        project(x, "legt", 4, dt=0.1, start=5)
