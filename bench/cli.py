@@ -27,12 +27,16 @@ class UsageError(Exception):
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """Comma-separated items, duplicates dropped (a repeated seed or model would run twice)."""
+    items = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
 
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in _csv(text)]
+        return list(dict.fromkeys(int(s) for s in _csv(text)))
     except ValueError:
         raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
 

@@ -36,14 +36,25 @@ def _version(package: str) -> str | None:
 def git_state() -> dict[str, Any]:
     """``{"commit": sha or None, "dirty": bool or None}`` for the checkout the harness runs from."""
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain") if commit is not None else None
+    status = _git("status", "--porcelain", "--untracked-files=no") if commit is not None else None
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or "cpu"
+    return _cpu_model() or platform.processor() or platform.machine() or "cpu"
+
+
+def _cpu_model() -> str | None:
+    """The CPU's model name (Linux), so compare never treats two different CPUs as one machine."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return None
 
 
 def collect_environment(device: torch.device) -> dict[str, Any]:

@@ -115,10 +115,16 @@ def default_workers(device: str) -> int:
     return max(1, (os.cpu_count() or 1) // 2)
 
 
+def _csv_env(name: str) -> list[str]:
+    return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+
+
 def init_worker(threads: int, cuda_device: int | None, setup: Setup | None) -> None:
     """Worker initializer: its share of CPU threads, its GPU, then the setup hook."""
     if cuda_device is not None:  # before anything initialises CUDA in this process
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(cuda_device)
+        # index into the parent's visible devices (e.g. "2,3" under SLURM), not physical ids
+        visible = _csv_env("CUDA_VISIBLE_DEVICES")
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible[cuda_device % len(visible)] if visible else str(cuda_device)
     torch.set_num_threads(threads)
     if setup is not None:
         setup()

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,13 @@ def load_record(path: Path) -> RunRecord:
 def load_records(results_dir: str | Path, suite: str) -> list[RunRecord]:
     """Every readable record of ``suite``; leftover temporary files (``.*.tmp``) are ignored."""
     folder = suite_dir(results_dir, suite) / "records"
-    return [load_record(p) for p in sorted(folder.glob("[!.]*.json"))]
+    loaded = []
+    for p in sorted(folder.glob("[!.]*.json")):
+        try:
+            loaded.append(load_record(p))
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            warnings.warn(f"skipping unreadable record {p}: {exc}", stacklevel=2)
+    return loaded
 
 
 def finished_record(results_dir: str | Path, suite: str, rid: str) -> RunRecord | None:

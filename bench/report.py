@@ -54,6 +54,7 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
             "seed": s.seed, "profile": s.profile, "time": s.data.get("time"), "status": r.status,
             "train_hz": s.data.get("train_hz"),
             "finished_at": r.finished_at or "", "spec_key": records.canonical_json(s.to_dict()),
+            "setting_key": records.canonical_json({**s.to_dict(), "seed": None}),
             "num_parameters": r.num_parameters, "num_classes": r.metrics.get("num_classes"),
         }  # fmt: skip
         for key in ("test_acc", "val_acc", "val_acc_train_rate", "val_acc_eval_rate", "mse", "steps_per_s", "N"):
@@ -75,7 +76,12 @@ def select_records(frame: pd.DataFrame, profile: str | None) -> tuple[pd.DataFra
     if profile not in set(frame["profile"]):
         raise NoRecordsError(f"no records for profile {profile!r}; present: {', '.join(present)}")
     frame = frame[frame["profile"] == profile].sort_values("finished_at")
-    return frame.drop_duplicates("spec_key", keep="last"), profile
+    frame = frame.drop_duplicates("spec_key", keep="last")
+    # One setting per table cell: records of other hyperparameters left in the folder (an older
+    # suite definition, other --models overrides) must not be averaged in as extra "seeds".
+    cell = ["model", "condition", "time"]
+    latest = frame.groupby(cell, dropna=False)["setting_key"].transform("last")
+    return frame[frame["setting_key"] == latest], profile
 
 
 def _mean_std(values: Sequence[float], scale: float, fmt: str) -> tuple[str, float]:

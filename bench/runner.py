@@ -102,9 +102,7 @@ def _load(target: str) -> Any:
 def code_version(spec: RunSpec) -> str:
     """The version that, with the spec, names the run: the model class's ``code_version``."""
     if spec.task == "funcapprox":
-        hippo = importlib.import_module("hippo")
-        funcapprox = importlib.import_module("hippo.funcapprox")
-        return str(getattr(funcapprox, "CODE_VERSION", getattr(hippo, "__version__", "0")))
+        return str(importlib.import_module("hippo.funcapprox").CODE_VERSION)
     return str(get_model_entry(spec.model).load().code_version)
 
 

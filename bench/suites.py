@@ -165,6 +165,9 @@ def throughput(profile: str, seeds: Sequence[int], time: str = "index") -> list[
     ]  # fmt: skip
 
 
+# Suites whose data modules take ``time`` (CharacterTrajectories); the others ignore it.
+TIMED_SUITES = ("timescale", "missing", "throughput")
+
 SuiteBuilder = Callable[[str, Sequence[int], str], list[RunSpec]]
 
 SUITES: dict[str, tuple[str, SuiteBuilder]] = {
@@ -190,6 +193,11 @@ def build_suite(
     _check_profile(profile)
     if time not in TIME_MODES:
         raise ValueError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
+    if time != "index" and name not in TIMED_SUITES:
+        raise ValueError(
+            f"suite {name!r} has no time setting (MNIST pixels and funcapprox samples are evenly "
+            f"spaced); --time applies to {', '.join(TIMED_SUITES)}"
+        )
     seeds = DEFAULT_SEEDS[profile] if seeds is None else tuple(seeds)
     specs = SUITES[name][1](profile, seeds, time)
     if models is not None:

@@ -58,6 +58,17 @@ def test_training_rate_table_reads_the_rate_curve_at_the_training_rate(results_d
     assert "81.0 ± 1.4 (2)" in same_rate  # the curve's value at train_hz = 0.5
 
 
+def test_a_cell_shows_one_setting_not_records_of_other_hyperparameters(results_dir):
+    old = _ct_record("lstm", "100Hz->200Hz", 0, 0.9)
+    new = _ct_record("lstm", "100Hz->200Hz", 0, 0.3)
+    new.spec.model_args["hidden_size"] = 64  # another setting, finished later
+    new.id, new.finished_at = records.run_id(new.spec, "1"), "2025-01-02T00:00:00"
+    records.save_record(results_dir, old)
+    records.save_record(results_dir, new)
+    md = write_report(results_dir, "timescale")[0].read_text()
+    assert "30.0 ± 0.0 (1)" in md and "(2)" not in md
+
+
 def test_report_labels_time_modes_when_both_are_present(results_dir):
     records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.4))
     records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.5, time="physical"))

@@ -48,3 +48,25 @@ def test_bad_names_raise_one_clear_error():
     with pytest.raises(ValueError, match="has no model 'nope'"):
         build_suite("timescale", "smoke", models=["lstm", "nope"])
     assert {s.model for s in build_suite("timescale", "smoke", models=["lstm"])} == {"lstm"}
+
+
+def test_time_mode_is_rejected_where_a_suite_ignores_it():
+    import pytest
+
+    from bench.suites import build_suite
+
+    with pytest.raises(ValueError, match="has no time setting"):
+        build_suite("pmnist", "smoke", time="physical")
+    assert build_suite("timescale", "smoke", time="physical")[0].data["time"] == "physical"
+
+
+def test_repeated_seeds_and_models_run_once_and_empty_lists_are_rejected():
+    import argparse
+
+    import pytest
+
+    from bench.cli import _csv, _seeds
+
+    assert _seeds("0,0,1") == [0, 1] and _csv("lstm, lstm,gru") == ["lstm", "gru"]
+    with pytest.raises(argparse.ArgumentTypeError):
+        _seeds("")
