@@ -25,36 +25,12 @@ import torchcde
 from torch import Tensor, nn
 
 from bench.data.batch import SequenceBatch
+from bench.data.uea import cde_coefficients  # the one implementation; also public here
 from bench.models.base import check_sizes, last_valid
 
 from .common import check_choice, mlp
 
 SOLVERS = ("rk4", "midpoint", "euler", "dopri5")
-
-
-def cde_coefficients(
-    values: Tensor, times: Tensor, mask: Tensor, lengths: Tensor | None = None
-) -> Tensor:
-    """torchcde Hermite cubic coefficients ``(B, L-1, 4 * (C + 1))`` of ``[times, values]``.
-
-    ``values`` ``(B, L, C)``, ``times`` ``(B, L)``, ``mask`` ``(B, L, C)``, ``lengths`` ``(B,)``.
-    Unobserved values become NaN (torchcde fills them by linear interpolation between neighbouring
-    observations). Everything after a channel's last observation within ``lengths`` is set to that
-    observation, which is what torchcde does with trailing NaNs anyway: so a padded series gets
-    the same path up to its length as the unpadded one, and no NaN reaches torchcde's slow
-    per-channel missing-value loop just because of padding. Data modules should call this to
-    precompute ``extras["cde_coeffs"]`` so both routes agree exactly.
-    """
-    steps = torch.arange(values.shape[1], device=values.device)
-    observed = (
-        mask if lengths is None else mask & (steps.view(1, -1) < lengths.view(-1, 1)).unsqueeze(-1)
-    )
-    last = torch.where(observed, steps.view(1, -1, 1), -1).amax(dim=1, keepdim=True)  # (B, 1, C)
-    last_value = values.gather(1, last.clamp(min=0))
-    x = torch.where(observed, values, torch.nan)
-    x = torch.where((steps.view(1, -1, 1) > last) & (last >= 0), last_value, x)
-    path = torch.cat([times.to(values.dtype).unsqueeze(-1), x], dim=-1)
-    return torchcde.hermite_cubic_coefficients_with_backward_differences(path)
 
 
 class _VectorField(nn.Module):

@@ -456,15 +456,25 @@ def interpolate_missing(x: Tensor) -> Tensor:
     return torch.where(observed, x, out)
 
 
-def cde_coefficients(values: Tensor, times: Tensor, mask: Tensor) -> Tensor:
+def cde_coefficients(
+    values: Tensor, times: Tensor, mask: Tensor, lengths: Tensor | None = None
+) -> Tensor:
     """torchcde Hermite coefficients of ``[times, values]`` with NaN at unobserved points.
 
-    ``(N, L, C)``, ``(N, L)``, ``(N, L, C)`` -> ``(N, L - 1, 4 * (C + 1))`` float32. The spline is
-    parameterised by torchcde's default ``t = 0..L-1``; time enters as channel 0. NaN points are
-    filled first by :func:`interpolate_missing`, exactly as torchcde would fill them.
+    ``(N, L, C)``, ``(N, L)``, ``(N, L, C)``, ``lengths`` ``(N,)`` or None ->
+    ``(N, L - 1, 4 * (C + 1))`` float32. The spline is parameterised by torchcde's default
+    ``t = 0..L-1``; time enters as channel 0. Steps at or past ``lengths`` count as unobserved, so
+    a padded series gets the same path up to its length as the unpadded one (after a channel's
+    last observation torchcde holds that value). NaN points are filled first by
+    :func:`interpolate_missing`, exactly as torchcde would fill them. The one implementation:
+    data modules precompute ``extras["cde_coeffs"]`` with it and the Neural CDE calls it when a
+    batch arrives without them.
     """
     import torchcde  # only models that ask for coefficients pay for the import
 
+    if lengths is not None:
+        steps = torch.arange(values.shape[1], device=values.device)
+        mask = mask & (steps.view(1, -1) < lengths.view(-1, 1).to(values.device)).unsqueeze(-1)
     x = torch.cat([times[..., None], values.masked_fill(~mask, float("nan"))], dim=-1).float()
     return torchcde.hermite_cubic_coefficients_with_backward_differences(
         interpolate_missing(x)
