@@ -1,5 +1,6 @@
 """project(): FFT == recurrence, C++ == torch, shapes, chunking, dilation, bad arguments."""
 
+import importlib
 import math
 
 import pytest
@@ -26,6 +27,29 @@ def test_fft_equals_recurrence(measure):
     c0 = _x(2, 3, 24, seed=1)
     rec0 = project(x, measure, 24, dt=0.01, mode="recurrent", initial=c0)
     assert (project(x, measure, 24, dt=0.01, mode="fft", initial=c0) - rec0).abs().max() < 1e-8
+
+
+@pytest.mark.parametrize("block_bytes", [1, 40_000, 1 << 30])
+def test_fft_blocks_equal_recurrence_and_carry_gradients(monkeypatch, block_bytes):
+    # 1 byte: one channel per block; 40 kB: several whole signals per block; 1 GiB: one block
+    # the module, not the function hippo.project that shadows it on the package
+    monkeypatch.setattr(importlib.import_module("hippo.project"), "FFT_BLOCK_BYTES", block_bytes)
+    x = _x(5, 37).requires_grad_()
+    rec = project(x, "legt", 8, dt=0.05, mode="recurrent")
+    fft = project(x, "legt", 8, dt=0.05, mode="fft")
+    assert (fft - rec).abs().max() < 1e-10
+    w = _x(5, 37, 8, seed=3)
+    (g_rec,) = torch.autograd.grad((rec * w).sum(), x)
+    (g_fft,) = torch.autograd.grad((fft * w).sum(), x)
+    assert (g_fft - g_rec).abs().max() < 1e-10
+
+
+def test_fft_float32_close_to_float64():
+    x = _x(2, 500)
+    ref = project(x, "legt", 32, dt=1 / 500, mode="fft")
+    out = project(x.float(), "legt", 32, dt=1 / 500, mode="fft")
+    assert out.dtype == torch.float32
+    assert (out.double() - ref).abs().max() < 1e-5 * ref.abs().max()
 
 
 def test_legs_torch_path_matches_dense_recursion():
