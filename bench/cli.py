@@ -70,7 +70,8 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``run`` and ``nightly``: profile, data, device, results."""
-    parser.add_argument("--data-dir", metavar="D", help="data directory (default: $BENCH_DATA_DIR)")
+    parser.add_argument("--data-dir", metavar="D",
+                        help="existing data directory (default: $BENCH_DATA_DIR, else the per-user cache)")  # fmt: skip
     parser.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"), help="default auto")
 
 
@@ -143,6 +144,22 @@ def check_results_dir(path: Path) -> None:
         raise UsageError(f"results directory {str(path)!r} is not writable: {e.strerror or e}") from None
 
 
+def check_data_dir_flag(data_dir: str | None) -> None:
+    """``--data-dir`` must name an existing folder: UsageError (one line naming the flag) if not.
+
+    Checked up front, for every suite: a mistyped path is refused rather than created and
+    filled by a download (the data layer applies the same rule to ``$BENCH_DATA_DIR``).
+    """
+    if data_dir is None:
+        return
+    from bench.data.paths import DataDirError, check_data_dir
+
+    try:
+        check_data_dir(Path(data_dir).expanduser(), "--data-dir")
+    except DataDirError as e:
+        raise UsageError(str(e)) from None
+
+
 def cmd_ls(what: str) -> int:
     if what == "suites":
         print(tabulate([(name, desc) for name, (desc, _) in SUITES.items()], headers=["suite", "description"]))
@@ -187,8 +204,9 @@ def prepare_suite(args: argparse.Namespace, suite: str, seeds: list[int] | None 
         raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
     try:
         specs = build_suite(suite, args.profile, seeds, time, models)
-        specs = with_trainer_options(specs, args.devices, args.num_nodes, args.strategy)
-        return specs, resolve_device(args.device)
+        device = resolve_device(args.device)
+        specs = with_trainer_options(specs, args.devices, args.num_nodes, args.strategy, device.type)
+        return specs, device
     except ValueError as e:
         raise UsageError(str(e)) from None
 
@@ -258,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench.compare import compare_main
 
             return compare_main(args)
+        check_data_dir_flag(args.data_dir)
         if args.command == "nightly":
             from bench.nightly import nightly_main
 

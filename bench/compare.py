@@ -21,7 +21,10 @@ What is compared, per group (``kind``: metric):
   standard deviation is that of single runs, pooled over the seed groups of the candidate and
   of every baseline directory (``sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1))``). The threshold has a
   floor (default 0.5 percentage points): with one seed per side there is no variance estimate,
-  and without the floor any change, however small, would flag.
+  and without the floor any change, however small, would flag. For function approximation the
+  accuracy is ``metrics.mse`` (the reconstruction error, lower is better): a ratio of medians as
+  for throughput, a regression when higher by more than ``factor``. It is deterministic for a
+  seed on one machine kind, so any real change in the operators shows.
 - ``throughput``: ``throughput.train_samples_per_s``, ``throughput.infer_samples_per_s`` and (for
   function approximation) ``metrics.steps_per_s``. Ratio of the candidate's median over seeds to
   the median of the baseline directories' medians; a regression when slower by more than
@@ -68,14 +71,17 @@ class Metric:
     name: str
     kind: str
     read: Callable[[RunRecord], Any]
+    relative: bool = True  # compared as a ratio of medians; False: a difference of means
+    lower_is_better: bool = False
 
 
 METRICS = (
-    Metric("test_acc", "accuracy", lambda r: r.metrics.get("test_acc")),
+    Metric("test_acc", "accuracy", lambda r: r.metrics.get("test_acc"), relative=False),
+    Metric("mse", "accuracy", lambda r: r.metrics.get("mse"), lower_is_better=True),
     Metric("train_samples_per_s", "throughput", lambda r: (r.throughput or {}).get("train_samples_per_s")),
     Metric("infer_samples_per_s", "throughput", lambda r: (r.throughput or {}).get("infer_samples_per_s")),
     Metric("steps_per_s", "throughput", lambda r: r.metrics.get("steps_per_s")),
-    Metric("peak_memory_bytes", "memory", lambda r: r.peak_memory_bytes),
+    Metric("peak_memory_bytes", "memory", lambda r: r.peak_memory_bytes, lower_is_better=True),
 )
 
 
@@ -260,6 +266,7 @@ class Finding:
     threshold: float
     regressed: bool
     improved: bool = False
+    relative: bool = True  # change is candidate / baseline (False: candidate - baseline)
     profile: str = ""
     machine: str = ""
     candidate_runs: int = 0
@@ -313,7 +320,7 @@ def compare_metric(
     baselines = [b for b in baselines if b]
     if not candidate or not baselines:
         return None
-    if metric.kind == "accuracy":
+    if not metric.relative:
         base = statistics.median(statistics.fmean(b) for b in baselines)
         cand = statistics.fmean(candidate)
         threshold = max(options.sigmas * pooled_std([candidate, *baselines]), options.accuracy_floor)
@@ -324,10 +331,10 @@ def compare_metric(
     if base <= 0:
         return None
     change = cand / base
-    slower, faster = change < 1 / options.factor, change > options.factor
-    if metric.kind == "memory":  # higher is worse
-        return base, cand, change, options.factor, faster, slower
-    return base, cand, change, options.factor, slower, faster
+    lower, higher = change < 1 / options.factor, change > options.factor
+    if metric.lower_is_better:
+        return base, cand, change, options.factor, higher, lower
+    return base, cand, change, options.factor, lower, higher
 
 
 def _ref(group: Group, note: str = "") -> GroupRef:
@@ -393,7 +400,7 @@ def _compare_group(group: Group, baselines: list[Group], options: CompareOptions
         base, cand, change, threshold, regressed, improved = result
         findings.append(Finding(
             metric.kind, group.suite, group.model, group.condition, metric.name, base, cand, change,
-            threshold, regressed, improved, group.profile, str(group.machine),
+            threshold, regressed, improved, metric.relative, group.profile, str(group.machine),
             candidate_runs=len(group.values[metric.name]),
             baseline_runs=sum(len(v) for v in base_values), baseline_dirs=sum(1 for v in base_values if v),
         ))  # fmt: skip
@@ -438,8 +445,10 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     return lines
 
 
-def format_value(kind: str, value: float) -> str:
-    """Accuracy in percent, throughput per second, memory in MiB."""
+def format_value(kind: str, value: float, metric: str = "") -> str:
+    """Accuracy in percent (an MSE as it is), throughput per second, memory in MiB."""
+    if metric == "mse":
+        return f"{value:.3g}"
     if kind == "accuracy":
         return f"{100 * value:.2f}%"
     if kind == "memory":
@@ -449,7 +458,7 @@ def format_value(kind: str, value: float) -> str:
 
 def format_change(finding: Finding) -> tuple[str, str]:
     """The change and its threshold as text: ``+1.20 pp`` / ``±0.50 pp``, ``×0.80 (-20.0%)`` / ``×1.10``."""
-    if finding.kind == "accuracy":
+    if not finding.relative:
         return f"{100 * finding.change:+.2f} pp", f"±{100 * finding.threshold:.2f} pp"
     return f"×{finding.change:.3f} ({100 * (finding.change - 1):+.1f}%)", f"×{finding.threshold:g}"
 
@@ -487,8 +496,8 @@ class ComparisonReport:
         rows = []
         for f in findings:
             change, threshold = format_change(f)
-            rows.append([f.kind, f.suite, f.model, f.condition, f.metric, format_value(f.kind, f.baseline),
-                         format_value(f.kind, f.candidate), change, threshold,
+            rows.append([f.kind, f.suite, f.model, f.condition, f.metric, format_value(f.kind, f.baseline, f.metric),
+                         format_value(f.kind, f.candidate, f.metric), change, threshold,
                          f"{f.candidate_runs} / {f.baseline_runs} ({f.baseline_dirs} dirs)"])  # fmt: skip
         return rows
 
@@ -514,7 +523,7 @@ class ComparisonReport:
             f"- baseline: {'median of ' if len(self.baseline_dirs) > 1 else ''}"
             + ", ".join(f"`{d}`" for d in self.baseline_dirs),
             f"- thresholds: accuracy {o.sigmas:g} pooled std (at least {100 * o.accuracy_floor:.2f} pp); "
-            f"throughput and memory ×{o.factor:g}; exit code fails on: {', '.join(o.fail_on) or 'nothing'}",
+            f"throughput, memory and MSE ×{o.factor:g}; exit code fails on: {', '.join(o.fail_on) or 'nothing'}",
             f"- compared: {len(self.findings)} metric(s); {len(self.improvements())} improvement(s); "
             f"{len(self.only_candidate)} only in candidate, {len(self.only_baseline)} only in baseline, "
             f"{len(self.not_comparable)} not comparable, {len(self.failed)} failed in candidate",

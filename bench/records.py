@@ -84,7 +84,8 @@ def run_id(spec: RunSpec, code_version: str) -> str:
 class RunRecord:
     """What one run produced. ``status`` is ``"ok"`` or ``"failed"`` (then ``error`` says why).
 
-    ``metrics`` holds the headline numbers (``test_acc`` at the evaluation rate, ``val_acc_train_rate``,
+    ``metrics`` holds the headline numbers (``test_acc`` at the evaluation rate and
+    ``test_examples``, how many test examples it counts; ``val_acc_train_rate``,
     ``val_acc_eval_rate``, ``best_epoch``; for funcapprox ``mse`` and ``steps_per_s``);
     ``rate_curve`` maps test rate (as a string, JSON keys are strings) to test accuracy;
     ``history`` is one dict per epoch; ``throughput`` is :func:`bench.throughput.measure_throughput`'s

@@ -64,6 +64,8 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
                     "peak_memory_bytes", "peak_rss_bytes"):  # fmt: skip
             row[key] = (r.throughput or {}).get(key)
         row["rate_curve"] = dict(r.rate_curve or {})
+        row["test_examples"] = r.metrics.get("test_examples")
+        row["test_size"] = ((r.data_protocol or {}).get("split_sizes") or {}).get("test")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -207,6 +209,14 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
             caption=f"{suite}: test accuracy (%) at the TRAINING rate (no shift), for reference; "
                     f"mean ± std over seeds (n runs). Profile: {profile}.{_time_note(ok)}",
         ))  # fmt: skip
+    partial = ok.dropna(subset=["test_examples", "test_size"])
+    partial = partial[partial["test_examples"] < partial["test_size"]]
+    if len(partial):
+        low, high, size = (int(v) for v in (partial["test_examples"].min(), partial["test_examples"].max(),
+                                            partial["test_size"].max()))  # fmt: skip
+        seen = f"{low}" if low == high else f"{low}-{high}"
+        tables[0].notes.append(f"Test accuracy of {len(partial)} run(s) on the first {seen} of {size} test "
+                               "examples only (the profile limits evaluation batches).")  # fmt: skip
     if failed:
         tables[0].notes.append(f"Failed runs (not in the table): {failed}.")
     paths = []

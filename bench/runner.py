@@ -75,21 +75,26 @@ def global_rank() -> int:
 
 
 def with_trainer_options(
-    specs: Sequence[RunSpec], devices: int = 1, num_nodes: int = 1, strategy: str = "auto"
+    specs: Sequence[RunSpec], devices: int = 1, num_nodes: int = 1, strategy: str = "auto",
+    accelerator: str = "cpu",
 ) -> list[RunSpec]:
-    """Specs whose classification runs train on ``devices`` x ``num_nodes`` with ``strategy``.
+    """Specs whose training runs use ``accelerator`` (a device type) on ``devices`` x ``num_nodes``.
 
-    The options go into ``spec.train`` (so into the run id) only when they differ from one device
-    with the automatic strategy: several devices change the effective batch size, hence the
-    results, while single-device specs keep their ids (and their history).
+    The options go into ``spec.train`` (so into the run id) only when they differ from one CPU
+    with the automatic strategy: another accelerator changes the numbers (and the timings), and
+    several devices change the effective batch size, so a CPU record is never taken for a CUDA
+    run on resume, while single-CPU specs keep their ids (and their history). Function
+    approximation runs on the CPU whatever the device, so its specs are left as they are.
     """
     if devices < 1 or num_nodes < 1:
         raise ValueError(f"devices and num_nodes must be >= 1, got {devices} and {num_nodes}")
-    if devices == 1 and num_nodes == 1 and strategy == "auto":
-        return list(specs)
-    options = {"devices": devices, "num_nodes": num_nodes, "strategy": strategy}
+    trainer = {"devices": devices, "num_nodes": num_nodes, "strategy": strategy}
+    if (devices, num_nodes, strategy) == (1, 1, "auto"):
+        trainer = {}
+    device = {} if accelerator == "cpu" else {"accelerator": accelerator}
+    extra = {"classification": {**trainer, **device}, "throughput": device}
     return [
-        dataclasses.replace(s, train={**s.train, **options}) if s.task == "classification" else s
+        dataclasses.replace(s, train={**s.train, **extra[s.task]}) if extra.get(s.task) else s
         for s in specs
     ]
 
@@ -348,6 +353,12 @@ def run_suite(
 
     executor = executor if executor is not None else LocalExecutor()
     device = torch.device(device)
+    for spec in specs:  # the id says which accelerator the record belongs to (with_trainer_options)
+        wanted = spec.train.get("accelerator", "cpu")
+        if spec.task in ("classification", "throughput") and wanted != device.type:
+            raise ValueError(f"run {spec.label()} was built for accelerator {wanted!r} but the "
+                             f"device is {device.type!r}; build the specs with "
+                             f"with_trainer_options(..., accelerator={device.type!r})")
     results_dir = Path(results_dir)
     rank = global_rank()
     found: list[RunRecord | None] = [None] * len(specs)

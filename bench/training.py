@@ -53,8 +53,29 @@ def val_dataloaders(data_module: Any) -> list[Any]:
     return list(loaders) if isinstance(loaders, list | tuple) else [loaders]
 
 
+def distinct_loaders(loaders: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """The loaders over distinct datasets, and for each loader the index of its distinct one.
+
+    With equal training and evaluation rates (the missing-data suite) a data module returns two
+    validation loaders over one dataset; each dataset is then evaluated once per epoch.
+    """
+    distinct: list[Any] = []
+    source: list[int] = []
+    for loader in loaders:
+        dataset = getattr(loader, "dataset", loader)
+        match = [j for j, d in enumerate(distinct) if getattr(d, "dataset", d) is dataset]
+        if not match:
+            distinct.append(loader)
+        source.append(match[0] if match else len(distinct) - 1)
+    return distinct, source
+
+
 class SequenceClassifier(L.LightningModule):
-    """Cross-entropy and Adam around ``model``; keeps a per-epoch history and the best weights."""
+    """Cross-entropy and Adam around ``model``; keeps a per-epoch history and the best weights.
+
+    ``val_names[i]`` is the history key of validation loader ``val_sources[i]`` (default ``i``):
+    several names may share one loader (see :func:`distinct_loaders`).
+    """
 
     def __init__(
         self,
@@ -62,18 +83,23 @@ class SequenceClassifier(L.LightningModule):
         lr: float,
         val_names: Sequence[str],
         best_weights_path: Path,
+        val_sources: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.lr = lr
         self.val_names = list(val_names)
+        self.val_sources = list(range(len(self.val_names)) if val_sources is None else val_sources)
         self.best_weights_path = Path(best_weights_path)
         self.best_val_acc = -math.inf
         self.best_epoch: int | None = None
         self.history: list[dict[str, Any]] = []
         self._train_sums = [0.0, 0, 0]  # loss * n, correct, n
-        self._val_sums = [[0, 0] for _ in self.val_names]
+        self._val_sums = self._zero_val_sums()
         self._epoch_start = time.perf_counter()
+
+    def _zero_val_sums(self) -> list[list[int]]:
+        return [[0, 0] for _ in range(max(self.val_sources) + 1)]
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         return self.model(batch)
@@ -83,7 +109,7 @@ class SequenceClassifier(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = [0.0, 0, 0]
-        self._val_sums = [[0, 0] for _ in self.val_names]
+        self._val_sums = self._zero_val_sums()
         self._epoch_start = time.perf_counter()
 
     def training_step(self, batch: SequenceBatch, batch_idx: int) -> torch.Tensor:
@@ -122,7 +148,8 @@ class SequenceClassifier(L.LightningModule):
             "train_loss": loss_n / max(n, 1),
             "train_acc": correct / max(n, 1),
         }
-        for name, (c, m) in zip(self.val_names, val_sums, strict=True):
+        for name, source in zip(self.val_names, self.val_sources, strict=True):
+            c, m = val_sums[source]
             entry[name] = c / m if m else float("nan")
         entry["seconds"] = time.perf_counter() - self._epoch_start
         self.history.append(entry)
@@ -142,6 +169,14 @@ def accuracy(
     model: nn.Module, loader: Iterable[SequenceBatch], device: torch.device, limit_batches: int | None
 ) -> float:
     """Fraction of correct predictions over ``loader`` (its first ``limit_batches`` batches)."""
+    return correct_and_total(model, loader, device, limit_batches)[0]
+
+
+@torch.no_grad()
+def correct_and_total(
+    model: nn.Module, loader: Iterable[SequenceBatch], device: torch.device, limit_batches: int | None
+) -> tuple[float, int]:
+    """``(accuracy, examples seen)`` over ``loader`` (its first ``limit_batches`` batches)."""
     model.eval()
     correct = total = 0
     for i, batch in enumerate(loader):
@@ -150,7 +185,7 @@ def accuracy(
         batch = batch.to(device)
         correct += int((model(batch).argmax(-1) == batch.labels).sum())
         total += len(batch)
-    return correct / total if total else float("nan")
+    return (correct / total if total else float("nan")), total
 
 
 def accelerator_for(device: torch.device) -> str:
@@ -179,9 +214,9 @@ def fit(
     """
     if strategy == "auto" and devices * num_nodes > 1:
         strategy = "ddp"
-    val_loaders = val_dataloaders(data_module)
+    val_loaders, val_sources = distinct_loaders(val_dataloaders(data_module))
     module = SequenceClassifier(
-        model, lr, val_metric_names(data_module, len(val_loaders)), best_weights_path
+        model, lr, val_metric_names(data_module, len(val_sources)), best_weights_path, val_sources
     )
     trainer = L.Trainer(
         accelerator=accelerator_for(device),
@@ -216,11 +251,17 @@ def evaluate(
     eval_rates: Sequence[float] = (),
     limit_batches: int | None = None,
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Test accuracy (at the evaluation rate), validation at every rate, and a test-rate curve."""
-    metrics = {"test_acc": accuracy(model, data_module.test_dataloader(), device, limit_batches)}
-    val_loaders = val_dataloaders(data_module)
-    for name, loader in zip(val_names, val_loaders, strict=True):
-        metrics[name] = accuracy(model, loader, device, limit_batches)
+    """Test accuracy (at the evaluation rate), validation at every rate, and a test-rate curve.
+
+    ``metrics["test_examples"]`` is how many test examples were evaluated: fewer than the test
+    set under ``limit_batches`` (the quick MNIST profile), which the report then says.
+    """
+    test_acc, test_examples = correct_and_total(model, data_module.test_dataloader(), device, limit_batches)
+    metrics = {"test_acc": test_acc, "test_examples": test_examples}
+    val_loaders, val_sources = distinct_loaders(val_dataloaders(data_module))
+    val_accs = [accuracy(model, loader, device, limit_batches) for loader in val_loaders]
+    for name, source in zip(val_names, val_sources, strict=True):
+        metrics[name] = val_accs[source]
     curve = {
         str(rate): accuracy(model, data_module.eval_dataloader("test", rate), device, limit_batches)
         for rate in eval_rates

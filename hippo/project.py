@@ -108,7 +108,7 @@ def _lti_kernel(measure, N, dt, method, alpha, params, L):
 
 @lru_cache(maxsize=4)
 def _lti_kernel_fft(measure, N, dt, method, alpha, params, L, dtype=torch.complex128,
-                    device=torch.device("cpu")):
+                    device="cpu"):
     """rfft of the kernel zero-padded to 2L, (N, L+1), cached per dtype and device."""
     K = _lti_kernel(measure, N, dt, method, alpha, params, L)
     return torch.fft.rfft(K.T.contiguous(), n=2 * L, dim=-1).to(dtype=dtype, device=device)

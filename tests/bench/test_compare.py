@@ -123,6 +123,28 @@ def test_single_seed_uses_accuracy_floor(tmp_path):
     assert compare_dirs([base], cand, options).regressions() == []
 
 
+def test_funcapprox_mse_increase_is_an_accuracy_regression(tmp_path):
+    def night(name, mse, steps_per_s):
+        out = tmp_path / name
+        for seed in SEEDS:
+            spec = RunSpec(suite="funcapprox", task="funcapprox", dataset=None, condition="N=64",
+                           model="legs", seed=seed, profile="paper", model_args={"N": 64})  # fmt: skip
+            save_record(out, RunRecord(id=run_id(spec, "1"), spec=spec, code_version="1", status="ok",
+                                       metrics={"mse": mse * (1 + seed / 100), "steps_per_s": steps_per_s},
+                                       environment=dict(H100), finished_at="2026-11-20T00:00:00"))  # fmt: skip
+        return out
+
+    base = [night(f"n{i}", 1e-6, 1e6) for i in range(3)]
+    same = compare_dirs(base, night("same", 1e-6, 1e6))
+    assert {f.metric for f in same.findings} == {"mse", "steps_per_s"} and same.regressions() == []
+    worse = compare_dirs(base, night("worse", 3e-6, 1e6))
+    (finding,) = worse.regressions()
+    assert (finding.kind, finding.metric) == ("accuracy", "mse") and finding.change == pytest.approx(3.0)
+    assert "| accuracy | funcapprox | legs | N=64 | mse | 1.01e-06 | 3.03e-06 | ×3.000 (+200.0%) | ×1.1 |" \
+        in worse.to_markdown()
+    assert compare_dirs(base, night("better", 1e-7, 1e6)).improvements()[0].metric == "mse"
+
+
 def test_one_sided_runs_listed_not_errors(tmp_path, history):
     cand = write_nightly(tmp_path, "cand", random.Random(5), models=("hippo-legs", "lstm"))
     save_record(cand, make_record("hippo-legs", 0, 0.9, 1000.0, condition="50Hz"))  # new condition

@@ -45,6 +45,21 @@ def test_classification_report_from_records(results_dir):
     assert "99.0" in (write_report(results_dir, "timescale", "smoke")[0]).read_text()
 
 
+def test_report_says_when_a_profile_tested_on_part_of_the_test_set(results_dir):
+    for seed, seen in ((0, 2000), (1, 2000)):
+        rec = _ct_record("lstm", "pMNIST", seed, 0.5)
+        rec.metrics["test_examples"], rec.data_protocol = seen, {"split_sizes": {"test": 10000}}
+        records.save_record(results_dir, rec)
+    full = _ct_record("gru", "pMNIST", 0, 0.6)
+    full.metrics["test_examples"], full.data_protocol = 10000, {"split_sizes": {"test": 10000}}
+    records.save_record(results_dir, full)
+    md = write_report(results_dir, "timescale")[0].read_text()
+    assert "Test accuracy of 2 run(s) on the first 2000 of 10000 test examples only" in md
+    for seed in (0, 1):  # only the run on the whole test set is left
+        (results_dir / "timescale" / "records" / f"{_ct_record('lstm', 'pMNIST', seed, 0.5).id}.json").unlink()
+    assert "test examples only" not in write_report(results_dir, "timescale")[0].read_text()
+
+
 def test_training_rate_table_reads_the_rate_curve_at_the_training_rate(results_dir):
     for seed, at_train in ((0, 0.80), (1, 0.82)):
         rec = _ct_record("lstm", "100Hz->200Hz", seed, 0.2)

@@ -11,10 +11,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from bench import records
-from bench.runner import run_suite
+from bench.runner import run_suite, with_trainer_options
 
 HERE = Path(__file__).parent
 
@@ -68,6 +69,20 @@ def test_changed_spec_or_code_version_reruns(fakes, results_dir, monkeypatch):
     monkeypatch.setattr(fakes.FakeGRU, "code_version", "2")
     bumped = run_suite(specs, results_dir, interactive=False)
     assert bumped.skipped == 0 and bumped.records[0].id != first.records[0].id
+
+
+def test_accelerator_joins_the_id_so_cpu_records_do_not_resume_cuda_runs(fakes, results_dir):
+    specs = fakes.fake_suite("smoke", [0], models=("fake-gru",))[:1]
+    funcapprox = replace(specs[0], task="funcapprox")
+    cpu = with_trainer_options(specs + [funcapprox])
+    cuda = with_trainer_options(specs + [funcapprox], accelerator="cuda")
+    assert cpu == specs + [funcapprox]  # single-CPU ids (and committed records) are unchanged
+    assert cuda[0].train["accelerator"] == "cuda" and cuda[1] == funcapprox  # funcapprox: CPU
+    assert records.run_id(cuda[0], "1") != records.run_id(cpu[0], "1")
+    two = with_trainer_options(specs, devices=2, accelerator="cuda")[0]
+    assert {k: two.train[k] for k in ("devices", "accelerator")} == {"devices": 2, "accelerator": "cuda"}
+    with pytest.raises(ValueError, match="accelerator 'cuda' but the device is 'cpu'"):
+        run_suite(cuda[:1], results_dir, device="cpu", interactive=False)
 
 
 DRIVER = """

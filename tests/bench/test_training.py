@@ -1,0 +1,48 @@
+"""Training helpers: validation loaders over one dataset are evaluated once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bench.data import CharacterTrajectoriesDataModule, SequenceBatch
+from bench.training import distinct_loaders, evaluate, fit
+
+
+class CountingClassifier(nn.Module):
+    """A linear read-out of the channel means that counts the examples it evaluates."""
+
+    def __init__(self, num_inputs: int, num_classes: int):
+        super().__init__()
+        self.head = nn.Linear(num_inputs, num_classes)
+        self.evaluated = 0
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        if not self.training:
+            self.evaluated += len(batch)
+        return self.head(batch.values.mean(1))
+
+
+@pytest.mark.parametrize(("train_hz", "eval_hz", "distinct"), [(0.5, 0.5, 1), (1.0, 0.5, 2)])
+def test_equal_rates_validate_one_dataset_once(data_dir, tmp_path, train_hz, eval_hz, distinct):
+    dm = CharacterTrajectoriesDataModule(data_dir / "CharacterTrajectories", train_hz=train_hz,
+                                         eval_hz=eval_hz, batch_size=256, download=False)  # fmt: skip
+    dm.setup("fit")
+    dm.setup("test")
+    loaders, sources = distinct_loaders(dm.val_dataloader())
+    assert len(loaders) == distinct and sources == [0, 0 if distinct == 1 else 1]
+    val_size, test_size = len(loaders[0].dataset), len(dm.test_dataloader().dataset)
+
+    model = CountingClassifier(dm.num_inputs, dm.num_classes)
+    module = fit(model, dm, epochs=1, lr=1e-3, device=torch.device("cpu"),
+                 best_weights_path=tmp_path / "best.pt", limit_train_batches=1)  # fmt: skip
+    assert model.evaluated == distinct * val_size
+    (entry,) = module.history
+    assert {"val_acc_train_rate", "val_acc_eval_rate"} <= set(entry)
+    assert (entry["val_acc_train_rate"] == entry["val_acc_eval_rate"]) or distinct == 2
+
+    model.evaluated = 0
+    metrics, _ = evaluate(model, dm, torch.device("cpu"), val_names=module.val_names)
+    assert model.evaluated == test_size + distinct * val_size
+    assert metrics["val_acc_train_rate"] == entry["val_acc_train_rate"]  # the selected weights
