@@ -5,19 +5,37 @@ The archive's zip files are not pinned here: nobody on the team has a verified s
 known are the sha256s of the extracted per-dimension ``.arff`` files (shared/data/README.md), so
 for CharacterTrajectories those are verified after extraction instead. For every download the
 zip's own sha256 is written next to the data (``<name>.zip.sha256``) so a run can record it.
+
+Nothing unverified is left in the data directory: the zip is fetched and unpacked in a
+temporary folder ``<root>/.<name>-download-*`` (removed whatever happens), checked there, and
+only then are its files moved into ``<root>/<name>/``. The staging folder sits beside
+``<root>/<name>/``, not inside it, because the loader searches that folder recursively: files
+left by a killed download must not be found there. Any failure is one
+:class:`~bench.data.paths.DataNotFoundError` naming the URL, the reason and the target folder.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import tempfile
-import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
 
 from bench.data.paths import DataNotFoundError, sha256_file
+
+# What a failed download can raise: OSError covers URLError/HTTPError, timeouts and a full disk;
+# ValueError a refused archive member or a bad URL; RuntimeError/EOFError a damaged zip member.
+DOWNLOAD_ERRORS = (
+    OSError,
+    ValueError,
+    RuntimeError,
+    EOFError,
+    zipfile.BadZipFile,
+    http.client.HTTPException,
+)
 
 UEA_URL = "https://www.timeseriesclassification.com/aeon-toolkit/{name}.zip"
 
@@ -37,8 +55,8 @@ FILE_SHA256: dict[str, dict[str, str]] = {
 }
 
 
-class ChecksumError(ValueError):
-    """A downloaded or extracted file does not have the pinned sha256."""
+class ChecksumError(DataNotFoundError):
+    """A downloaded or extracted file does not have the pinned sha256 (none of it was kept)."""
 
 
 def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]) -> list[Path]:
@@ -63,46 +81,69 @@ def safe_extract(archive: str | os.PathLike[str], target: str | os.PathLike[str]
 
 
 def verify_files(name: str, root: str | os.PathLike[str]) -> None:
-    """Check the extracted files of ``name`` under ``root`` against :data:`FILE_SHA256`, if pinned."""
+    """Check the extracted files of ``name`` under ``root`` against :data:`FILE_SHA256`, if pinned.
+
+    The message names the file relative to ``root`` (``root`` is a staging folder that is gone
+    by the time anyone reads it).
+    """
     for filename, expected in FILE_SHA256.get(name, {}).items():
         found = sorted(Path(root).rglob(filename))
         if found and (got := sha256_file(found[0])) != expected:
             raise ChecksumError(
-                f"{found[0]}: sha256 {got}, expected {expected} (corrupt or different release)"
+                f"{found[0].relative_to(root)}: sha256 {got}, expected {expected} "
+                "(corrupt or a different release)"
             )
+
+
+def move_files(source: Path, target: Path) -> None:
+    """Move every file under ``source`` to the same relative place under ``target``.
+
+    Renames within one file system (the staging folder sits in the same data directory), so
+    each file appears at once and complete.
+    """
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            dest = target / path.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
 
 
 def download_uea(
     name: str, root: str | os.PathLike[str], url: str | None = None, timeout: float = 60.0
 ) -> Path:
-    """Download ``{name}.zip`` from the UEA archive into ``root/name`` and unpack it there.
+    """Download ``{name}.zip`` from the UEA archive and unpack its verified files into ``root/name``.
 
-    Downloads to a temporary file first (an interrupted download leaves nothing half-written),
-    verifies the pinned sha256 when one is known, records the zip's sha256 and extracts safely.
-    Raises :class:`DataNotFoundError` when the archive cannot be reached.
+    ``root`` is created if absent: whether a missing data directory may be created is the
+    caller's decision (the data modules refuse a named one first, see
+    :func:`bench.data.paths.check_data_dir`). The zip is fetched and unpacked in a staging
+    folder inside ``root``, its pinned sha256 (when known) and the pinned sha256s of its files
+    are checked there, the zip's own sha256 is recorded, and only then are the files moved into
+    ``root/name``. On any failure nothing is kept and :class:`DataNotFoundError` (a
+    :class:`ChecksumError` for a checksum mismatch) names the URL, the reason and the target.
     """
     url = url or UEA_URL.format(name=name)
     target = Path(root) / name
-    target.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target, suffix=".zip.part", delete=False) as tmp:
-        tmp_path = Path(tmp.name)
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                shutil.copyfileobj(response, tmp)
-        except (urllib.error.URLError, OSError) as exc:
-            tmp.close()
-            tmp_path.unlink(missing_ok=True)
-            raise DataNotFoundError(
-                f"could not download {url} ({exc}); download it by hand and unzip it into {target}/"
-            ) from exc
     try:
-        digest = sha256_file(tmp_path)
-        expected = ARCHIVE_SHA256.get(name)
-        if expected is not None and digest != expected:
-            raise ChecksumError(f"{url}: sha256 {digest}, expected {expected}")
-        safe_extract(tmp_path, target)
-        verify_files(name, target)
-        (target / f"{name}.zip.sha256").write_text(f"{digest}  {name}.zip\n")
-    finally:
-        tmp_path.unlink(missing_ok=True)
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root, prefix=f".{name}-download-") as tmp:
+            archive, staged = Path(tmp) / f"{name}.zip", Path(tmp) / name
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                with open(archive, "wb") as out:
+                    shutil.copyfileobj(response, out)
+            digest = sha256_file(archive)
+            expected = ARCHIVE_SHA256.get(name)
+            if expected is not None and digest != expected:
+                raise ChecksumError(
+                    f"{name}.zip: sha256 {digest}, expected {expected} (corrupt or a different release)"
+                )
+            safe_extract(archive, staged)
+            verify_files(name, staged)
+            (staged / f"{name}.zip.sha256").write_text(f"{digest}  {name}.zip\n")
+            move_files(staged, target)
+    except DOWNLOAD_ERRORS as exc:
+        kind = ChecksumError if isinstance(exc, ChecksumError) else DataNotFoundError
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise kind(
+            f"could not download {url} ({reason}); nothing of it was kept in {target}/"
+        ) from exc
     return target

@@ -10,7 +10,10 @@ Images are kept as uint8 and scaled per item (47 MB in memory instead of 188 MB)
 
 from __future__ import annotations
 
+import http.client
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from bench.data.base import EXTRAS, SequenceDataModule, check_choice, check_rate, check_split
-from bench.data.paths import DataNotFoundError, resolve_data_dir
+from bench.data.paths import DataNotFoundError, check_data_dir, data_dir_origin, resolve_data_dir
 
 PERMUTATIONS = (None, "bit_reversal", "random")
 SEQ_LEN, NUM_TRAIN = 784, 60000
@@ -82,7 +85,8 @@ class MNISTDataModule(SequenceDataModule):
     """Sequential / permuted MNIST loaders (``num_inputs`` 1, ``num_classes`` 10, 784 steps).
 
     Args:
-        data_dir: folder holding ``MNIST/raw/`` (torchvision layout); default ``$BENCH_DATA_DIR``.
+        data_dir: folder holding ``MNIST/raw/`` (torchvision layout); default ``$BENCH_DATA_DIR``,
+            else the per-user cache. A named folder must exist; only the default is created.
         permute: None, ``"bit_reversal"`` (permuted MNIST as in the reference) or ``"random"``.
         batch_size / eval_batch_size: training / evaluation batch sizes.
         seed: seed of the training shuffle.
@@ -117,6 +121,7 @@ class MNISTDataModule(SequenceDataModule):
     ):
         super().__init__(batch_size, eval_batch_size, seed, num_workers)
         self.data_dir = resolve_data_dir(data_dir)
+        self.data_dir_origin = data_dir_origin(data_dir)
         self.permute = check_choice("permute", permute, PERMUTATIONS)
         if (
             isinstance(val_size, bool)
@@ -139,7 +144,7 @@ class MNISTDataModule(SequenceDataModule):
         return (
             f"MNIST not found under {self.data_dir}: put the uncompressed IDX files "
             f"{', '.join(RAW_FILES)} (from http://yann.lecun.com/exdb/mnist/, gunzipped) into "
-            f"{self.data_dir / 'MNIST' / 'raw'}/, or point data_dir= / BENCH_DATA_DIR at a folder "
+            f"{self.data_dir / 'MNIST' / 'raw'}/, or point --data-dir / data_dir= / $BENCH_DATA_DIR at a folder "
             f"that has MNIST/raw/, or allow download=True with network access"
         )
 
@@ -148,18 +153,38 @@ class MNISTDataModule(SequenceDataModule):
 
         try:
             return MNIST(root=str(self.data_dir), train=train, download=download)
-        except RuntimeError as exc:  # torchvision's "Dataset not found" (or a failed download)
+        except RuntimeError as exc:  # torchvision's "Dataset not found"
+            check_data_dir(self.data_dir, self.data_dir_origin)  # a typo: say so, not "not found"
             raise DataNotFoundError(f"{self._missing_message()} ({exc})") from exc
 
     def prepare_data(self) -> None:
-        """Download with torchvision when the raw files are absent and ``download`` is on."""
+        """Download with torchvision when the raw files are absent and ``download`` is on.
+
+        A named data directory must exist (a typo is refused, not created); the per-user default
+        is created here. torchvision fetches and md5-checks the archives into a staging folder
+        ``<data dir>/.MNIST-download-*`` (removed whatever happens); only the four unpacked
+        files are then moved into ``MNIST/raw/``, so a failed download keeps nothing.
+        """
+        from torchvision.datasets import MNIST
+
         raw = self.data_dir / "MNIST" / "raw"
         if all((raw / name).is_file() for name in RAW_FILES):
             return
+        check_data_dir(self.data_dir, self.data_dir_origin, create=self.download)
         if not self.download:
             raise DataNotFoundError(self._missing_message())
-        for train in (True, False):
-            self._torchvision(train, download=True)
+        try:
+            with tempfile.TemporaryDirectory(dir=self.data_dir, prefix=".MNIST-download-") as tmp:
+                MNIST(root=tmp, train=True, download=True)  # fetches all four files
+                raw.mkdir(parents=True, exist_ok=True)
+                for name in RAW_FILES:
+                    os.replace(Path(tmp) / "MNIST" / "raw" / name, raw / name)
+        except (OSError, RuntimeError, ValueError, http.client.HTTPException) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise DataNotFoundError(
+                f"could not download MNIST ({reason}); nothing of it was kept in {raw}/. "
+                f"{self._missing_message()}"
+            ) from exc
 
     def setup(self, stage: str | None = None) -> None:
         """Read the 70000 images once (uint8), permute their pixels, split train / validation."""

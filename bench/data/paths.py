@@ -1,9 +1,14 @@
 """Where data and processed caches live, and the error for data that is not there.
 
-Data directory: the constructor's ``data_dir``, else ``$BENCH_DATA_DIR``, else
-``<per-user cache>/data`` (platformdirs). Processed caches: ``$BENCH_CACHE_DIR``, else
-``<per-user cache>/processed``. The data directory is only ever read (tests point it at the
-read-only ``shared/data``); everything this package writes goes to the cache directory.
+Data directory: the constructor's ``data_dir`` (the CLI's ``--data-dir``), else
+``$BENCH_DATA_DIR``, else ``<per-user cache>/data`` (platformdirs). Processed caches:
+``$BENCH_CACHE_DIR``, else ``<per-user cache>/processed``.
+
+A data directory that was named (argument, flag or environment variable) must already exist
+and be a folder: a mistyped path is refused with a :class:`DataDirError` instead of being
+created and filled by a download. Only the per-user default is created, when a download
+starts. The data directory is otherwise only read (tests point it at the read-only
+``shared/data``); a download adds only verified files, under ``<data dir>/<dataset>/``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,15 @@ APP_NAME = "hippo-bench"
 
 
 class DataNotFoundError(FileNotFoundError):
-    """A dataset's files are absent; the message says what to download and where to put it."""
+    """A dataset's verified files are not there (absent, or their download failed).
+
+    The message is what a user reads (the CLI prints it as one line): it names the folder or
+    file, what was expected and what to do.
+    """
+
+
+class DataDirError(DataNotFoundError):
+    """The data directory is missing or is not a folder; the message names who chose it."""
 
 
 def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -30,6 +43,40 @@ def resolve_data_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_cache_dir(APP_NAME)) / "data"
+
+
+def data_dir_origin(explicit: str | os.PathLike[str] | None = None) -> str | None:
+    """Who named the data directory :func:`resolve_data_dir` picks, for messages; None: the default."""
+    if explicit is not None:
+        return "--data-dir / data_dir="
+    return "$BENCH_DATA_DIR" if os.environ.get("BENCH_DATA_DIR") else None
+
+
+def check_data_dir(path: Path, origin: str | None, create: bool = False) -> None:
+    """Raise :class:`DataDirError` unless ``path`` is a folder (``origin`` as :func:`data_dir_origin`).
+
+    A named directory that does not exist is refused rather than created: it is far more often a
+    typo than a wish for a new folder, and creating it would send a download somewhere nobody
+    looks. The per-user default (``origin`` None) is created when ``create`` is set.
+    """
+    named = f"data directory {path} (from {origin or 'the per-user default'})"
+    if path.is_dir():
+        return
+    if path.exists():
+        raise DataDirError(f"{named} is a file; expected a folder holding the datasets")
+    if origin is not None:
+        raise DataDirError(
+            f"{named} does not exist; expected an existing folder (fix the path, or create the "
+            "folder first to have data downloaded into it)"
+        )
+    if create:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataDirError(
+                f"{named} could not be created ({exc.strerror or exc}); point --data-dir or "
+                "$BENCH_DATA_DIR at a writable folder"
+            ) from exc
 
 
 def cache_dir() -> Path:

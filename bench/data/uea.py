@@ -20,8 +20,9 @@ Protocol (shared/DESIGN.md, "Data protocols"), applied in this order:
 Time: ``"index"`` gives the retained positions ``0, 1, 2, ...`` (what the reference passes);
 ``"physical"`` gives seconds ``source_index / sample_rate_hz`` (needs ``sample_rate_hz``).
 
-Parsing is done once per source-file content: the parsed arrays are cached in the cache
-directory (``BENCH_CACHE_DIR``) under the sha256 of the source files.
+Parsing is done once per source-file content: the parsed arrays and the protocol's tensors are
+cached in the cache directory (``BENCH_CACHE_DIR``) under the sha256 of the source files and
+:data:`CACHE_VERSION`.
 """
 
 from __future__ import annotations
@@ -39,13 +40,22 @@ from torch import Tensor
 from bench.data import download as dl
 from bench.data.base import EXTRAS, SequenceDataModule, SequenceDataset, check_choice, check_rate
 from bench.data.formats import ParsedSeries, read_arff_dimensions, read_ts
-from bench.data.paths import DataNotFoundError, cache_dir, resolve_data_dir, sha256_files
+from bench.data.paths import (
+    DataNotFoundError,
+    cache_dir,
+    check_data_dir,
+    data_dir_origin,
+    resolve_data_dir,
+    sha256_files,
+)
 
 MISSING_SEED = 56789
 TIME_MODES = ("index", "physical")
-# Bump when parsing changes what ends up in the cache.
-PARSE_VERSION = "1"
-PROCESS_VERSION = "1"
+# Part of every cache key (parsed arrays and processed tensors): bump it whenever a change to
+# the readers (formats.py) or to the protocol here changes what ends up in a cache, or the old
+# cached arrays would silently be reused (the sources' sha256 alone does not change). One
+# number for both caches: the processed tensors are built from the parsed arrays.
+CACHE_VERSION = "1"
 
 
 def rate_indices(length: int, hz: float) -> np.ndarray:
@@ -90,7 +100,7 @@ def missing_message(name: str, root: Path) -> str:
         f"UEA dataset {name!r} not found under {root}: download "
         f"{dl.UEA_URL.format(name=name)} and unzip it into {root / name}/ so that it holds "
         f"{name}_TRAIN.ts and {name}_TEST.ts (or the per-dimension {name}Dimension<k>_TRAIN.arff / "
-        f"_TEST.arff files), or point data_dir= / BENCH_DATA_DIR at a folder that has them"
+        f"_TEST.arff files), or point --data-dir / data_dir= / $BENCH_DATA_DIR at a folder that has them"
     )
 
 
@@ -107,7 +117,7 @@ def load_parsed(
     """Parse TRAIN and TEST (or load them from the cache) -> (train, test, sha256 of the sources)."""
     sources = [*files["TRAIN"], *files["TEST"]]
     checksum = sha256_files(sources)
-    cached = cache_dir() / f"uea-{name}-{kind}-v{PARSE_VERSION}-{checksum[:20]}.npz"
+    cached = cache_dir() / f"uea-{name}-{kind}-v{CACHE_VERSION}-{checksum[:20]}.npz"
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as z:
             classes = tuple(z["classes"].tolist())
@@ -227,7 +237,8 @@ class UEADataModule(SequenceDataModule):
     Args:
         name: archive name, e.g. ``"CharacterTrajectories"`` (files ``{name}_TRAIN.ts`` ... or
             ``{name}Dimension<k>_TRAIN.arff`` ... under ``data_dir`` or ``data_dir/name``).
-        data_dir: data folder; default ``$BENCH_DATA_DIR``, else the per-user cache.
+        data_dir: data folder; default ``$BENCH_DATA_DIR``, else the per-user cache. A named
+            folder must exist (see :mod:`bench.data.paths`); only the default is created.
         train_hz: rate factor in (0, 1] of the training data (and of validation loader 0).
         eval_hz: rate factor of the test data (and of validation loader 1).
         time: ``"index"`` (step positions) or ``"physical"`` (seconds; needs ``sample_rate_hz``).
@@ -269,6 +280,7 @@ class UEADataModule(SequenceDataModule):
             )
         self.name = name
         self.data_dir = resolve_data_dir(data_dir)
+        self.data_dir_origin = data_dir_origin(data_dir)
         self.train_hz = check_rate("train_hz", train_hz)
         self.eval_hz = check_rate("eval_hz", eval_hz)
         self.time = check_choice("time", time, TIME_MODES)
@@ -296,21 +308,26 @@ class UEADataModule(SequenceDataModule):
     def _files(self) -> tuple[str, dict[str, list[Path]]]:
         found = find_uea_files(self.data_dir, self.name)
         if found is None:
+            check_data_dir(self.data_dir, self.data_dir_origin)  # a typo: say so, not "not found"
             raise DataNotFoundError(missing_message(self.name, self.data_dir))
         return found
 
     def prepare_data(self) -> None:
-        """Download and unpack the archive zip when the files are absent and ``download`` is on."""
+        """Download and unpack the archive zip when the files are absent and ``download`` is on.
+
+        A named data directory must exist (a typo is refused, not created); the per-user default
+        is created here, when a download starts. A failed download keeps nothing and raises one
+        :class:`DataNotFoundError` that leads with the failure, then says what to place where.
+        """
         if find_uea_files(self.data_dir, self.name) is not None:
             return
+        check_data_dir(self.data_dir, self.data_dir_origin, create=self.download)
         if not self.download:
             raise DataNotFoundError(missing_message(self.name, self.data_dir))
         try:
             dl.download_uea(self.name, self.data_dir)
-        except (DataNotFoundError, PermissionError) as exc:
-            raise DataNotFoundError(
-                f"{missing_message(self.name, self.data_dir)} (download failed: {exc})"
-            ) from exc
+        except DataNotFoundError as exc:  # ChecksumError too: the class is kept
+            raise type(exc)(f"{exc}. {missing_message(self.name, self.data_dir)}") from exc
 
     def _load(self) -> tuple[ParsedSeries, ParsedSeries, str, str, list[Path]]:
         if self._parsed is None:
@@ -343,7 +360,7 @@ class UEADataModule(SequenceDataModule):
         """The protocol's full-rate tensors, from the cache when these sources were processed before."""
         train, test, checksum, kind, sources = self._load()
         cached = cache_dir() / (
-            f"uea-{self.name}-processed-v{PROCESS_VERSION}-{checksum[:20]}-missing{self.missing_rate!r}.pt"
+            f"uea-{self.name}-processed-v{CACHE_VERSION}-{checksum[:20]}-missing{self.missing_rate!r}.pt"
         )
         if cached.is_file():
             data = torch.load(cached, weights_only=True)

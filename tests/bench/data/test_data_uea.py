@@ -103,6 +103,8 @@ def test_padding_repeats_last_value_and_forward_fill():
 
 
 def test_missing_files_say_what_to_download(tmp_path):
+    # An existing but empty data dir (a data dir that does not exist: test_data_download.py).
+    (tmp_path / "nowhere").mkdir()
     dm = CharacterTrajectoriesDataModule(tmp_path / "nowhere", download=False)
     with pytest.raises(
         DataNotFoundError,
