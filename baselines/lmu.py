@@ -12,6 +12,11 @@ window of ``theta`` steps; a tanh hidden state reads it::
 (``hippo.transition("lmu")``), discretised by zero-order hold with dt = 1 step
 (``hippo.discretize(..., "zoh")``), in float64 and then cast. The model reads values only (index
 time), as in the reference implementations.
+
+``Ad`` and ``Bd`` are fixed functions of the config (``memory_order``, ``theta``), so they are
+non-persistent buffers: not in ``state_dict()``, and loading a checkpoint (from any theta) keeps
+the matrices of the model being loaded into. Older checkpoints that still hold ``Ad``/``Bd``
+load too; those entries are ignored.
 """
 
 from __future__ import annotations
@@ -65,8 +70,11 @@ class LMU(nn.Module):
             raise ValueError(f"LMU: theta must be a positive number of steps, got {theta!r}")
         A, B = transition("lmu", memory_order, theta=float(theta))
         Ad, Bd = discretize(A, B, 1.0, "zoh")
-        self.register_buffer("Ad", Ad.float())
-        self.register_buffer("Bd", Bd.float())
+        # recomputed from the config, never loaded: a checkpoint of another theta must not
+        # bring its matrices along (see the module docstring)
+        self.register_buffer("Ad", Ad.float(), persistent=False)
+        self.register_buffer("Bd", Bd.float(), persistent=False)
+        self.register_load_state_dict_pre_hook(_drop_fixed_matrices)
         self.e_x = nn.Parameter(torch.empty(num_inputs))
         self.e_h = nn.Parameter(torch.empty(hidden_size))
         self.e_m = nn.Parameter(torch.zeros(memory_order))
@@ -111,3 +119,10 @@ class LMU(nn.Module):
             h = torch.tanh(wx_t + hp[:, :H] + F.linear(m, self.W_m))
             outputs.append(h)
         return self.classifier(last_valid(torch.stack(outputs, dim=1), batch.lengths))
+
+
+def _drop_fixed_matrices(module, state_dict, prefix, *args) -> None:
+    """Load-state-dict pre-hook: ignore ``Ad``/``Bd`` in checkpoints saved when they were
+    persistent buffers (a strict load would otherwise fail on them as unexpected keys)."""
+    for name in ("Ad", "Bd"):
+        state_dict.pop(prefix + name, None)

@@ -108,7 +108,7 @@ def code_version(spec: RunSpec) -> str:
     """The version that, with the spec, names the run: the model class's ``code_version``."""
     if spec.task == "funcapprox":
         return str(importlib.import_module("hippo.funcapprox").CODE_VERSION)
-    return str(get_model_entry(spec.model).load().code_version)
+    return get_model_entry(spec.model).code_version()
 
 
 def make_data_module(spec: RunSpec, data_dir: str | Path | None, extras: Sequence[str]) -> Any:

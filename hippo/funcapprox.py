@@ -35,7 +35,7 @@ from hippo.reconstruct import LAGUERRE, evaluate
 from hippo.transition import MEASURES, check_measure, check_order, resolve_params
 
 # Bump when a change alters what approximate_function measures: run records hash it.
-CODE_VERSION = "1"
+CODE_VERSION = "2"  # 2: fout matrices fixed
 CHUNK = 16384  # max samples per project() call for LTI measures (bounds the kernel's memory)
 LEGS_CHUNK = 1 << 20
 

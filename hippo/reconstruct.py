@@ -6,7 +6,9 @@ Positions ``x`` in [0, 1] run from the oldest remembered time (0) to now (1):
 - ``legt``: the window [t - theta, t]; the same Legendre series (theta only sets the window).
 - ``lmu``: converted to legt coefficients (``c_legt = diag((-1)^n / s_n) c_lmu``), then as legt.
 - ``fout``: the window [t - theta, t]; ``f ~ c_0 + sum_k sqrt2 (c_cos_k cos 2 pi k x +
-  c_sin_k sin 2 pi k x)``.
+  c_sin_k sin 2 pi k x)`` (for even N the last, unpaired cosine's coefficient is a dead slot,
+  0 from :func:`hippo.project`; see :mod:`hippo.transition`). A window that is not periodic
+  converges slowly (Gibbs at its ends), so fout needs a larger N than legt for the same error.
 - ``lagt``, ``tlagt``, ``glagt``: the measure has infinite support, so a ``horizon`` (time
   units, > 0) is required: x maps to the lag ``u = horizon (1 - x)`` behind now, and
   ``f(t - u) ~ w(u) sum_n c_n L_n^(alpha)(u) / norm_n`` with the weights of

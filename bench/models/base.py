@@ -7,7 +7,9 @@ whose ``forward(batch: SequenceBatch) -> logits (B, num_classes)`` reads ``batch
 - ``config``: a plain dict of the resolved hyperparameters (hidden size, memory order, theta,
   solver, ...), written into every run record so a record says exactly what ran.
 - ``code_version`` (class attribute, str): bump it when a change alters what the model computes;
-  run-record ids hash it, so changed models are rerun instead of reusing stale results.
+  run-record ids hash it, so changed models are rerun instead of reusing stale results. A class
+  registered under several names with fixed arguments may add a classmethod
+  ``version_for(**fixed)`` to version each entry on its own (see ``HiPPOClassifier``).
 - ``batch_extras`` (class attribute, tuple of str): keys of ``SequenceBatch.extras`` the data
   module should precompute once per split (for example ``("cde_coeffs",)``).
 """

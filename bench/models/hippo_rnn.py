@@ -36,7 +36,14 @@ class HiPPOClassifier(nn.Module):
     """
 
     code_version = "1"
+    # Entries whose measure changed since: fout's matrices were fixed (hippo.transition).
+    measure_versions: ClassVar[dict[str, str]] = {"fout": "2"}
     batch_extras: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def version_for(cls, measure: str, **_fixed: object) -> str:
+        """The code version of the registry entry with this ``measure``."""
+        return cls.measure_versions.get(measure, cls.code_version)
 
     def __init__(
         self,

@@ -28,6 +28,13 @@ class ModelEntry:
         module_name, _, class_name = self.target.partition(":")
         return getattr(importlib.import_module(module_name), class_name)
 
+    def code_version(self) -> str:
+        """The class's ``code_version``, or its ``version_for(**fixed)`` when it has one (a class
+        registered several times, e.g. one HiPPO entry per measure, versions each entry)."""
+        cls = self.load()
+        version_for = getattr(cls, "version_for", None)
+        return str(version_for(**self.fixed) if version_for is not None else cls.code_version)
+
 
 _REGISTRY: dict[str, ModelEntry] = {}
 

@@ -72,3 +72,25 @@ def test_bad_theta_raises(theta: object) -> None:
 def test_bad_memory_order_raises() -> None:
     with pytest.raises(ValueError, match="memory_order must be a positive integer"):
         LMU(3, 2, hidden_size=4, memory_order=0)
+
+
+def test_fixed_matrices_are_not_in_the_state_dict_and_survive_loading() -> None:
+    # Ad and Bd follow from the config: a checkpoint of another theta must not replace them.
+    model = LMU(3, 2, hidden_size=4, memory_order=6, theta=10.0)
+    other = LMU(3, 2, hidden_size=4, memory_order=6, theta=50.0)
+    state = other.state_dict()
+    assert "Ad" not in state and "Bd" not in state
+    Ad, Bd = model.Ad.clone(), model.Bd.clone()
+    assert not torch.allclose(Ad, other.Ad)
+    model.load_state_dict(state)  # strict: nothing missing, nothing unexpected
+    assert torch.equal(model.Ad, Ad) and torch.equal(model.Bd, Bd)
+    assert torch.equal(model.W_h, other.W_h)  # the learned weights did load
+    # a checkpoint from when they were persistent buffers still loads, and they stay ours
+    legacy = {**state, "Ad": other.Ad.clone(), "Bd": other.Bd.clone()}
+    model.load_state_dict(legacy)
+    assert torch.equal(model.Ad, Ad) and torch.equal(model.Bd, Bd)
+    assert "Ad" in legacy  # the caller's dict is left alone
+    # and as a submodule (prefixed keys)
+    wrapper, source = torch.nn.ModuleDict({"lmu": model}), torch.nn.ModuleDict({"lmu": other})
+    wrapper.load_state_dict({**source.state_dict(), "lmu.Ad": other.Ad, "lmu.Bd": other.Bd})
+    assert torch.equal(model.Ad, Ad) and torch.equal(model.Bd, Bd)

@@ -68,8 +68,13 @@ def test_fout_structure():
     p = torch.tensor([1, math.sqrt(2), 0, math.sqrt(2), 0], dtype=torch.float64)
     W = torch.zeros(5, 5, dtype=torch.float64)
     W[1, 2], W[2, 1], W[3, 4], W[4, 3] = 2 * math.pi, -2 * math.pi, 4 * math.pi, -4 * math.pi
-    assert torch.allclose(A, (W - p[:, None] * p[None]) / 2.0)
-    assert torch.allclose(B, p / 2.0)
+    # the endpoint estimate is f(t - theta) ~ 2 p^T c - f(t): hence -2 p p^T and 2 p
+    assert torch.allclose(A, (W - 2 * p[:, None] * p[None]) / 2.0)
+    assert torch.allclose(B, 2 * p / 2.0)
+    # even N: the unpaired last cosine is a dead slot (zero row, column and input)
+    A6, B6 = transition("fout", 6)
+    assert torch.equal(A6[:5, :5], transition("fout", 5)[0]) and B6[5] == 0
+    assert (A6[5] == 0).all() and (A6[:, 5] == 0).all()
 
 
 @pytest.mark.parametrize("measure", MEASURES)
