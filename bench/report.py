@@ -169,7 +169,9 @@ def _save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
     fig.tight_layout()
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        # no creation date in the PDF: an unchanged report rebuilds byte for byte (clean diffs)
+        metadata = {"CreationDate": None} if p.suffix == ".pdf" else None
+        fig.savefig(p, dpi=150, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
     return paths
 
