@@ -158,9 +158,15 @@ class LoadedRuns:
 
 
 def spec_key(record: RunRecord) -> str:
-    """The record's spec without the seed, as canonical JSON: the runs one group pools."""
+    """The record's spec without the seed, as canonical JSON: the runs one group pools.
+
+    The accelerator (``train.accelerator``, in the run id so that CPU records never resume GPU
+    runs) is left out too: the machine kind keeps CPU and GPU records apart, and GPU history
+    from before it joined the id stays comparable.
+    """
     spec = record.spec.to_dict()
     spec.pop("seed", None)
+    spec["train"] = {k: v for k, v in spec.get("train", {}).items() if k != "accelerator"}
     return canonical_json(spec)
 
 
@@ -250,9 +256,10 @@ def history_dirs(root: str | Path, *, exclude: str | Path | None = None, keep: i
 class Finding:
     """One metric of one group compared.
 
-    ``baseline`` and ``candidate`` are in the metric's units (accuracy as a fraction, samples/s,
-    bytes). ``change`` is ``candidate - baseline`` for accuracy and ``candidate / baseline`` for
-    throughput and memory; ``threshold`` is the allowed absolute accuracy change, or the factor.
+    ``baseline`` and ``candidate`` are in the metric's units (accuracy as a fraction, MSE,
+    samples/s, bytes). ``change`` is ``candidate - baseline`` for test accuracy (``relative``
+    False) and ``candidate / baseline`` for the rest; ``threshold`` is the allowed absolute
+    accuracy change, or the factor.
     """
 
     kind: str

@@ -99,7 +99,7 @@ class SequenceClassifier(L.LightningModule):
         self._epoch_start = time.perf_counter()
 
     def _zero_val_sums(self) -> list[list[int]]:
-        return [[0, 0] for _ in range(max(self.val_sources) + 1)]
+        return [[0, 0] for _ in range(max(self.val_sources, default=-1) + 1)]
 
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         return self.model(batch)

@@ -114,10 +114,11 @@ def _lti_kernel_fft(measure, N, dt, method, alpha, params, L, dtype=torch.comple
     return torch.fft.rfft(K.T.contiguous(), n=2 * L, dim=-1).to(dtype=dtype, device=device)
 
 
-# Working set of one block of the CPU FFT convolution (spectra + inverse transforms): small
-# enough to stay in the L2 caches. One (N, 2L) transform of the whole memory would stream
-# three arrays of N * 2L doubles through main memory (and, freshly allocated each call,
-# page-fault them in): 4x slower at N = 256, L = 4096 than the transforms themselves.
+# Working set of one block of the CPU FFT convolution (spectra + inverse transforms): a few MiB,
+# so a block stays in the caches (2 MiB L2 per core, 32 MiB L3 on the reference machine). One
+# (N, 2L) transform of the whole memory would stream three arrays of N * 2L doubles through
+# main memory (and, freshly allocated each call, page-fault them in): 4x slower at N = 256,
+# L = 4096 than the transforms themselves.
 FFT_BLOCK_BYTES = 4 << 20
 
 
@@ -126,22 +127,28 @@ def _causal_conv_fft(f: torch.Tensor, kernel_fft: torch.Tensor, L: int) -> torch
 
     ``f`` (B, L) real; ``kernel_fft`` (N, L+1) complex, the rfft of each length-L kernel
     zero-padded to 2L (so the circular convolution is the causal one). Returns (B, L, N) with
-    ``out[b, k, n] = sum_{m<=k} K_n[m] f[b, k-m]``, a transposed view of a contiguous
-    (B, N, L) buffer. On CPU the B * N inverse transforms run in blocks of about
-    ``FFT_BLOCK_BYTES`` (see there); on other devices in one call.
+    ``out[b, k, n] = sum_{m<=k} K_n[m] f[b, k-m]``, a transposed view of a (B, N, L) tensor. On
+    CPU the B * N inverse transforms run in blocks of about ``FFT_BLOCK_BYTES`` (see there),
+    joined with ``torch.cat`` (not written into a preallocated tensor: in backward every such
+    slice write would copy the whole gradient); on other devices in one call.
     """
     B, N, n = f.shape[0], kernel_fft.shape[0], 2 * L
+    if B == 0:
+        return f.new_zeros(0, N, L).transpose(1, 2)
     spectrum = torch.fft.rfft(f, n=n, dim=-1)  # (B, L+1)
-    out = f.new_empty(B, N, L)
     signals, channels = B, N
     if f.device.type == "cpu":
-        rows = FFT_BLOCK_BYTES // ((L + 1) * kernel_fft.element_size() + n * f.element_size())
-        signals, channels = max(1, rows // N), max(1, min(rows, N))
+        per_block = FFT_BLOCK_BYTES // ((L + 1) * kernel_fft.element_size() + n * f.element_size())
+        signals, channels = max(1, per_block // N), max(1, min(per_block, N))
+    rows = []  # one per group of signals, each joined as soon as it is done (bounded memory)
     for b in range(0, B, signals):
-        for s in range(0, N, channels):
-            block = spectrum[b:b + signals, None, :] * kernel_fft[s:s + channels]
-            out[b:b + signals, s:s + channels] = torch.fft.irfft(block, n=n, dim=-1)[..., :L]
-    return out.transpose(1, 2)
+        row = [
+            torch.fft.irfft(spectrum[b:b + signals, None, :] * kernel_fft[s:s + channels], n=n,
+                            dim=-1)[..., :L]
+            for s in range(0, N, channels)
+        ]
+        rows.append(torch.cat(row, dim=1) if len(row) > 1 else row[0])
+    return (torch.cat(rows, dim=0) if len(rows) > 1 else rows[0]).transpose(1, 2)
 
 
 @lru_cache(maxsize=4)
@@ -298,8 +305,10 @@ def _project_lti(f, measure, N, dt, method, alpha, times, output, mode, state, p
         if state is not None:  # plus the free response Ad^L c_{-1}
             out = out + state @ _lti_power(*key, L).to(f).T
         return out
-    complex_dtype = torch.complex128 if f.dtype == torch.float64 else torch.complex64
-    out = _causal_conv_fft(f, _lti_kernel_fft(*key, L, complex_dtype, f.device), L)
+    # torch's FFTs take float32/float64 (CPU), so half precision convolves in float32
+    work = f if f.dtype in (torch.float32, torch.float64) else f.float()
+    complex_dtype = torch.complex128 if work.dtype == torch.float64 else torch.complex64
+    out = _causal_conv_fft(work, _lti_kernel_fft(*key, L, complex_dtype, f.device), L).to(f.dtype)
     if state is not None:  # free response Ad^(k+1) c_{-1} for every k
         out = out + _powers(Ad, state @ Ad.T, L)
     return out

@@ -196,7 +196,7 @@ def _fourier_parts(N: int) -> tuple[torch.Tensor, torch.Tensor]:
     For even N the unpaired last cosine gets ``p = 0`` (a dead slot; module docstring).
     """
     freq, is_cos = fourier_frequencies(N)
-    pvec = torch.where(is_cos, math.sqrt(2.0), 0.0).to(torch.float64)
+    pvec = is_cos.to(torch.float64) * math.sqrt(2.0)  # float64 throughout (where() gives float32)
     pvec[0] = 1.0
     if N % 2 == 0:
         pvec[-1] = 0.0

@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from bench.data.base import EXTRAS, SequenceDataModule, check_choice, check_rate, check_split
+from bench.data.download import remove_stale_staging
 from bench.data.paths import DataNotFoundError, check_data_dir, data_dir_origin, resolve_data_dir
 
 PERMUTATIONS = (None, "bit_reversal", "random")
@@ -173,6 +174,7 @@ class MNISTDataModule(SequenceDataModule):
         check_data_dir(self.data_dir, self.data_dir_origin, create=self.download)
         if not self.download:
             raise DataNotFoundError(self._missing_message())
+        remove_stale_staging(self.data_dir, ".MNIST-download-")
         try:
             with tempfile.TemporaryDirectory(dir=self.data_dir, prefix=".MNIST-download-") as tmp:
                 MNIST(root=tmp, train=True, download=True)  # fetches all four files

@@ -105,3 +105,32 @@ def sha256_files(paths: Iterable[str | os.PathLike[str]]) -> str:
         digest.update(Path(path).name.encode())
         digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
+
+
+def find_uea_files(root: Path, name: str) -> tuple[str, dict[str, list[Path]]] | None:
+    """The source files of ``name`` under ``root`` or ``root/name`` (searched recursively there).
+
+    Returns ``("ts", {"TRAIN": [...], "TEST": [...]})`` when both ``.ts`` files are present (they
+    are preferred), else ``("arff", ...)`` with the per-dimension files in dimension order, else None.
+    """
+    folders = [root / name, root] if (root / name).is_dir() else [root]
+
+    def first(filename: str) -> Path | None:
+        for folder in folders:
+            if (folder / filename).is_file():
+                return folder / filename
+        if (root / name).is_dir():
+            return next(iter(sorted((root / name).rglob(filename))), None)
+        return None
+
+    ts = {split: first(f"{name}_{split}.ts") for split in ("TRAIN", "TEST")}
+    if all(ts.values()):
+        return "ts", {split: [path] for split, path in ts.items()}
+    arff: dict[str, list[Path]] = {}
+    for split in ("TRAIN", "TEST"):
+        arff[split] = []
+        while path := first(f"{name}Dimension{len(arff[split]) + 1}_{split}.arff"):
+            arff[split].append(path)
+    if arff["TRAIN"] and len(arff["TRAIN"]) == len(arff["TEST"]):
+        return "arff", arff
+    return None

@@ -45,6 +45,7 @@ from bench.data.paths import (
     cache_dir,
     check_data_dir,
     data_dir_origin,
+    find_uea_files,
     resolve_data_dir,
     sha256_files,
 )
@@ -64,35 +65,6 @@ def rate_indices(length: int, hz: float) -> np.ndarray:
     if kept < 2:
         raise ValueError(f"rate factor {hz} keeps {kept} of {length} steps; at least 2 are needed")
     return (np.arange(kept) // hz).astype(np.int64)
-
-
-def find_uea_files(root: Path, name: str) -> tuple[str, dict[str, list[Path]]] | None:
-    """The source files of ``name`` under ``root`` or ``root/name`` (searched recursively there).
-
-    Returns ``("ts", {"TRAIN": [...], "TEST": [...]})`` when both ``.ts`` files are present (they
-    are preferred), else ``("arff", ...)`` with the per-dimension files in dimension order, else None.
-    """
-    folders = [root / name, root] if (root / name).is_dir() else [root]
-
-    def first(filename: str) -> Path | None:
-        for folder in folders:
-            if (folder / filename).is_file():
-                return folder / filename
-        if (root / name).is_dir():
-            return next(iter(sorted((root / name).rglob(filename))), None)
-        return None
-
-    ts = {split: first(f"{name}_{split}.ts") for split in ("TRAIN", "TEST")}
-    if all(ts.values()):
-        return "ts", {split: [path] for split, path in ts.items()}
-    arff: dict[str, list[Path]] = {}
-    for split in ("TRAIN", "TEST"):
-        arff[split] = []
-        while path := first(f"{name}Dimension{len(arff[split]) + 1}_{split}.arff"):
-            arff[split].append(path)
-    if arff["TRAIN"] and len(arff["TRAIN"]) == len(arff["TEST"]):
-        return "arff", arff
-    return None
 
 
 def missing_message(name: str, root: Path) -> str:

@@ -36,14 +36,16 @@ class HiPPOClassifier(nn.Module):
     """
 
     code_version = "1"
-    # Entries whose measure changed since: fout's matrices were fixed (hippo.transition).
+    # Per-measure bumps on top of code_version: fout's matrices were fixed (hippo.transition).
     measure_versions: ClassVar[dict[str, str]] = {"fout": "2"}
     batch_extras: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def version_for(cls, measure: str, **_fixed: object) -> str:
-        """The code version of the registry entry with this ``measure``."""
-        return cls.measure_versions.get(measure, cls.code_version)
+        """The code version of the registry entry with this ``measure``: ``code_version``, plus
+        the measure's own bump if it has one (so bumping the class still changes every entry)."""
+        bump = cls.measure_versions.get(measure)
+        return cls.code_version if bump is None else f"{cls.code_version}+{measure}.{bump}"
 
     def __init__(
         self,

@@ -43,14 +43,17 @@ def test_create_model_follows_the_interface(name: str) -> None:
     assert isinstance(model, torch.nn.Module)
     assert isinstance(model.config, dict) and model.config["hidden_size"] == 8
     assert isinstance(type(model).code_version, str) and type(model).code_version
-    assert isinstance(get_model_entry(name).code_version(), str) and get_model_entry(name).code_version()
     assert isinstance(type(model).batch_extras, tuple)
 
 
-def test_entries_of_one_class_are_versioned_per_measure() -> None:
+def test_entries_of_one_class_are_versioned_per_measure(monkeypatch) -> None:
     # fout's matrices changed: its records are stale, the other HiPPO entries' are not
-    assert get_model_entry("hippo-fout").code_version() == "2"
+    assert get_model_entry("hippo-fout").code_version() == "1+fout.2"
     assert {get_model_entry(n).code_version() for n in HIPPO if n != "hippo-fout"} == {"1"}
+    assert get_model_entry("lstm").code_version() == get_model_entry("lstm").load().code_version
+    cls = get_model_entry("hippo-legs").load()
+    monkeypatch.setattr(cls, "code_version", "9")  # a class-wide bump reaches every entry
+    assert {get_model_entry(n).code_version().split("+")[0] for n in HIPPO} == {"9"}
 
 
 @pytest.mark.parametrize("name", HIPPO)

@@ -42,6 +42,25 @@ def test_fft_blocks_equal_recurrence_and_carry_gradients(monkeypatch, block_byte
     (g_rec,) = torch.autograd.grad((rec * w).sum(), x)
     (g_fft,) = torch.autograd.grad((fft * w).sum(), x)
     assert (g_fft - g_rec).abs().max() < 1e-10
+    # no slice writes into a preallocated tensor: each would copy the whole gradient in backward
+    assert "CopySlices" not in _graph_node_names(fft.grad_fn)
+
+
+def _graph_node_names(node, seen=None) -> set[str]:
+    seen = set() if seen is None else seen
+    if node is not None and node not in seen:
+        seen.add(node)
+        for child, _ in node.next_functions:
+            _graph_node_names(child, seen)
+    return {type(n).__name__ for n in seen}
+
+
+def test_fft_empty_batch_and_half_precision():
+    assert project(_x(0, 40), "legt", 8, dt=0.05).shape == (0, 40, 8)
+    x = _x(3, 40)
+    ref = project(x.float(), "legt", 8, dt=0.05)
+    half = project(x.half(), "legt", 8, dt=0.05)  # convolved in float32, returned in float16
+    assert half.dtype == torch.float16 and (half.float() - ref).abs().max() < 1e-2 * ref.abs().max()
 
 
 def test_fft_float32_close_to_float64():

@@ -77,6 +77,24 @@ def test_fout_structure():
     assert (A6[5] == 0).all() and (A6[:, 5] == 0).all()
 
 
+@pytest.mark.parametrize("m", [2, 5, 33])
+def test_fout_is_the_reference_fourier_with_a_window_of_2(m):
+    # state-spaces' hippo.py, measure "fourier" (order 2m): [1, sin 0 (dead), cos 1, sin 1, ...],
+    # A = pi (diag(d, -1) - diag(d, 1)) - p p^T, B = p
+    d = torch.stack([torch.zeros(m), torch.arange(m, dtype=torch.float64)], dim=-1).reshape(-1)[1:]
+    A_ref = math.pi * (torch.diag(d, -1) - torch.diag(d, 1))
+    p = torch.zeros(2 * m, dtype=torch.float64)
+    p[0::2] = math.sqrt(2)
+    p[0] = 1
+    A_ref, B_ref = A_ref - p[:, None] * p[None], p
+    # ours at order 2m - 1: [1, cos 1, sin 1, ...], the sines with the opposite sign
+    order = [0] + [i for k in range(1, m) for i in (2 * k, 2 * k + 1)]
+    sign = torch.tensor([1.0] + [1.0, -1.0] * (m - 1), dtype=torch.float64)
+    A, B = transition("fout", 2 * m - 1, theta=2.0)
+    assert torch.allclose(A, sign[:, None] * A_ref[order][:, order] * sign[None], atol=1e-12, rtol=0)
+    assert torch.allclose(B, sign * B_ref[order], atol=1e-12, rtol=0)
+
+
 @pytest.mark.parametrize("measure", MEASURES)
 def test_every_measure_is_stable_after_discretisation(measure):
     A, B = transition(measure, 12)

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import os
 import struct
 import urllib.error
 import urllib.request
@@ -119,30 +120,60 @@ def run_args(data_dir: Path, results: Path, command: str = "run") -> list[str]:
 
 # ------------------------------------------------------------------ 1. checksums keep nothing
 def test_failed_checksum_keeps_nothing_in_the_data_dir(tmp_path, monkeypatch):
+    # the loader prefers .ts files, so those are what must be verified (by their git blob ids)
     root = tmp_path / "data"
     root.mkdir()
-    tampered = b"@relation x\n% not the archive's file\n"
-    serve(monkeypatch, make_zip({
-        f"{CT}Dimension1_TRAIN.arff": tampered,
-        f"{CT}_TRAIN.ts": b"unverified", f"{CT}_TEST.ts": b"unverified",
-    }))  # fmt: skip
+    tampered = b"@problemName CharacterTrajectories\n% not the archive's file\n"
+    serve(monkeypatch, make_zip({f"{CT}_TRAIN.ts": tampered, f"{CT}_TEST.ts": tampered}))
     with pytest.raises(dl.ChecksumError) as caught:
         CharacterTrajectoriesDataModule(root).prepare_data()
     message = str(caught.value)
-    assert CT_URL in message and f"{CT}Dimension1_TRAIN.arff: sha256" in message
-    assert hashlib.sha256(tampered).hexdigest() in message
-    assert dl.FILE_SHA256[CT][f"{CT}Dimension1_TRAIN.arff"] in message
+    assert CT_URL in message and f"{CT}_TRAIN.ts: git blob id" in message
+    assert hashlib.sha1(b"blob %d\0" % len(tampered) + tampered).hexdigest() in message
+    assert dl.FILE_GIT_BLOB[CT][f"{CT}_TRAIN.ts"] in message
     assert f"unzip it into {root / CT}/" in message
     assert list(root.iterdir()) == []  # no dataset folder, no .ts, no staging folder, no zip
 
 
-def test_failed_checksum_through_the_cli_is_one_line(tmp_path, monkeypatch, capsys):
+def test_failed_checksum_through_the_cli_is_one_line(tmp_path, monkeypatch, capsys, ct_dir):
     root = tmp_path / "data"
     root.mkdir()
-    serve(monkeypatch, make_zip({f"{CT}Dimension2_TEST.arff": b"tampered"}))
+    files = {p.name: p.read_bytes() for p in sorted((ct_dir / CT).glob("*.arff"))}
+    serve(monkeypatch, make_zip({**files, f"{CT}Dimension2_TEST.arff": b"tampered"}))
     assert_one_line_error(run_args(root, tmp_path / "results"), capsys,
                           CT_URL, f"{CT}Dimension2_TEST.arff: sha256", "expected 0beb557a")  # fmt: skip
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra", ["unpinned", "nothing usable"])
+def test_archive_with_files_that_cannot_be_verified_is_refused(tmp_path, monkeypatch, ct_dir, extra):
+    root = tmp_path / "data"
+    root.mkdir()
+    if extra == "unpinned":  # a fourth dimension the loader would read, with no checksum known
+        files = {p.name: p.read_bytes() for p in sorted((ct_dir / CT).glob("*.arff"))}
+        files |= {f"{CT}Dimension4_{s}.arff": files[f"{CT}Dimension1_{s}.arff"] for s in ("TRAIN", "TEST")}
+        expected = f"{CT}Dimension4_TRAIN.arff: no pinned checksum"
+    else:
+        files, expected = {"readme.txt": b"hello"}, "the archive holds no CharacterTrajectories"
+    serve(monkeypatch, make_zip(files))
+    with pytest.raises(dl.ChecksumError, match=expected):
+        CharacterTrajectoriesDataModule(root).prepare_data()
+    assert list(root.iterdir()) == []
+
+
+def test_git_blob_id_is_what_git_hash_object_prints(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"hello\n")
+    assert dl.git_blob_id(path) == "ce013625030ba8dba906f756967f9e9ca394464a"  # git hash-object
+
+
+def test_stale_staging_folders_are_removed_fresh_ones_kept(tmp_path):
+    stale, fresh = tmp_path / f".{CT}-download-old", tmp_path / f".{CT}-download-new"
+    for folder in (stale, fresh):
+        (folder / "x").mkdir(parents=True)
+    os.utime(stale, (0, 0))
+    dl.remove_stale_staging(tmp_path, f".{CT}-download-")
+    assert not stale.exists() and fresh.exists()
 
 
 def test_verified_download_moves_the_files_into_place(tmp_path, monkeypatch, ct_dir):
