@@ -16,11 +16,11 @@ import os
 import struct
 import urllib.error
 import urllib.request
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from archives import make_zip
 
 from bench.cli import main
 from bench.data import CharacterTrajectoriesDataModule, MNISTDataModule, UEADataModule, paths, uea
@@ -73,14 +73,6 @@ def serve(monkeypatch, answer) -> list[str]:
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     return asked
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
 
 
 def toy_ts(seed: int) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from archives import make_zip
 
 from bench.data import (
     DATASETS,
@@ -154,14 +153,6 @@ def test_registry_names():
     assert make_datamodule("pmnist").permute == "bit_reversal"
     assert make_datamodule("smnist").permute is None
     assert make_datamodule("uea:BasicMotions").name == "BasicMotions"
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("member", ["../evil.txt", "/abs/evil.txt", "a/../../evil.txt"])
