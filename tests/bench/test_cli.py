@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_checks import assert_one_line_error
 
 from bench.cli import main
 
@@ -18,16 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 def bench(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
                           cwd=REPO, timeout=timeout, env={**os.environ, **(env or {})})  # fmt: skip
-
-
-def assert_one_line_error(args: list[str], capsys, *fragments: str) -> None:
-    """In-process (a subprocess per case costs ~10 s of imports): exit 2, one line, no traceback."""
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bench: error: ") and "Traceback" not in err, err
-    for f in fragments:
-        assert f in lines[0]
 
 
 def test_timescale_smoke_end_to_end(data_dir, tmp_path):

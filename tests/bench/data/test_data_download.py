@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from archives import make_zip
+from cli_checks import assert_one_line_error
 
-from bench.cli import main
 from bench.data import CharacterTrajectoriesDataModule, MNISTDataModule, UEADataModule, paths, uea
 from bench.data import download as dl
 from bench.data.character_trajectories import NAME as CT
@@ -91,17 +91,6 @@ def toy_ts(seed: int) -> str:
 
 
 TOY_ZIP = make_zip({f"Toy_{s}.ts": toy_ts(i).encode() for i, s in enumerate(("TRAIN", "TEST"))})
-
-
-def assert_one_line_error(args: list[str], capsys, *fragments: str) -> str:
-    """As in test_cli: exit 2, one line on stderr, no traceback, naming every fragment."""
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("bench: error: ") and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def run_args(data_dir: Path, results: Path, command: str = "run") -> list[str]:
