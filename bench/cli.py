@@ -88,10 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", required=True, metavar="NAME", help=f"one of: {', '.join(SUITES)}")
     run.add_argument("--profile", default="quick", metavar="P",
                      help=f"{' | '.join(PROFILES)} (default quick): smoke = minutes (CI), quick = CPU < 1 h, paper = reference protocol")  # fmt: skip
-    run.add_argument("--models", type=_csv, metavar="A,B", help="only these models (default: all of the suite's)")
+    run.add_argument("--models", type=_csv, metavar="A,B",
+                     help="these registered models (default: the suite's list; see `ls models`)")
     run.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds (default: smoke 0; quick 0,1; paper 0,1,2)")
-    run.add_argument("--time", default="index", metavar="T",
-                     help=f"time given to models: {' | '.join(TIME_MODES)} (default index, as in the paper)")  # fmt: skip
+    run.add_argument("--time", metavar="T",
+                     help=f"time given to models: {' | '.join(TIME_MODES)} (default: the suite's; index for timescale, as in the paper)")  # fmt: skip
     add_suite_arguments(run)
     run.add_argument("--results-dir", default="results", metavar="R", help="results directory (default: results)")
     run.add_argument("--no-resume", action="store_true", help="rerun runs that already have a record")
@@ -162,7 +163,8 @@ def check_data_dir_flag(data_dir: str | None) -> None:
 
 def cmd_ls(what: str) -> int:
     if what == "suites":
-        print(tabulate([(name, desc) for name, (desc, _) in SUITES.items()], headers=["suite", "description"]))
+        rows = [(name, s.description, ", ".join(s.time_modes), len(s.models)) for name, s in SUITES.items()]
+        print(tabulate(rows, headers=["suite", "description", "time modes", "default models"]))
     elif what == "datasets":
         from bench.data import DATASETS
 
@@ -196,11 +198,11 @@ def make_executor(args: argparse.Namespace, results_dir: Path) -> object:
 
 
 def prepare_suite(args: argparse.Namespace, suite: str, seeds: list[int] | None = None,
-                  time: str = "index", models: list[str] | None = None) -> tuple[list, object]:  # fmt: skip
+                  time: str | None = None, models: list[str] | None = None) -> tuple[list, object]:  # fmt: skip
     """The suite's specs (with the trainer options) and the device; UsageError on bad input."""
     from bench.runner import resolve_device, with_trainer_options
 
-    if time not in TIME_MODES:
+    if time is not None and time not in TIME_MODES:
         raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
     try:
         specs = build_suite(suite, args.profile, seeds, time, models)

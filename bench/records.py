@@ -23,7 +23,8 @@ from typing import Any
 
 # Bump when the harness changes what a run measures (training loop, evaluation protocol), so old
 # records are not reused for new numbers.
-HARNESS_VERSION = "1"
+# 2: typed training settings (every field in the spec), model selection at both rates.
+HARNESS_VERSION = "2"
 SCHEMA_VERSION = 1
 
 
@@ -38,8 +39,8 @@ class RunSpec:
     - ``model``: a registered model name (for funcapprox: the measure, ``"legs"``).
     - ``data``: the data module's protocol settings (``train_hz``, ``eval_hz``, ``time``,
       ``missing_rate``, ``permute``, ...), passed to its constructor as keyword arguments.
-    - ``train``: training hyperparameters (``epochs``, ``batch_size``, ``lr``,
-      ``limit_train_batches``, ``limit_eval_batches``, ``eval_rates``, throughput settings).
+    - ``train``: the training settings, :class:`bench.settings.TrainSettings` as a dict (every
+      field, so a record states its effective settings; unknown keys are refused at run time).
     - ``model_args``: keyword overrides for ``create_model`` (``hidden_size``, ...), or for
       ``funcapprox`` the arguments of ``approximate_function`` (``N``, ``length``, ...).
     """
@@ -84,9 +85,11 @@ def run_id(spec: RunSpec, code_version: str) -> str:
 class RunRecord:
     """What one run produced. ``status`` is ``"ok"`` or ``"failed"`` (then ``error`` says why).
 
-    ``metrics`` holds the headline numbers (``test_acc`` at the evaluation rate and
-    ``test_examples``, how many test examples it counts; ``val_acc_train_rate``,
-    ``val_acc_eval_rate``, ``best_epoch``; for funcapprox ``mse`` and ``steps_per_s``);
+    ``metrics`` holds the headline numbers (``test_acc`` at the evaluation rate, of the weights
+    selected on validation at the training rate, ``best_epoch``; ``test_acc_eval_selected`` and
+    ``best_epoch_eval_selected``, the same under the reference codes' selection at the
+    evaluation rate; ``test_examples``, how many test examples it counts; ``val_acc_train_rate``,
+    ``val_acc_eval_rate``; for funcapprox ``mse`` and ``steps_per_s``);
     ``rate_curve`` maps test rate (as a string, JSON keys are strings) to test accuracy;
     ``history`` is one dict per epoch; ``throughput`` is :func:`bench.throughput.measure_throughput`'s
     result; ``peak_memory_bytes`` the peak during training (CUDA: max allocated; CPU: None).

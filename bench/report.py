@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,6 +25,7 @@ from tabulate import tabulate  # noqa: E402
 
 from bench import records  # noqa: E402
 from bench.records import RunRecord  # noqa: E402
+from bench.settings import profile_description  # noqa: E402
 from bench.suites import PROFILES  # noqa: E402
 
 
@@ -57,8 +59,12 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
             "setting_key": records.canonical_json({**s.to_dict(), "seed": None}),
             "num_parameters": r.num_parameters, "num_classes": r.metrics.get("num_classes"),
         }  # fmt: skip
-        for key in ("test_acc", "val_acc", "val_acc_train_rate", "val_acc_eval_rate", "mse", "steps_per_s", "N"):
+        for key in ("test_acc", "test_acc_eval_selected", "best_epoch", "best_epoch_eval_selected", "val_acc",
+                    "val_acc_train_rate", "val_acc_eval_rate", "mse", "steps_per_s", "N"):  # fmt: skip
             row[key] = r.metrics.get(key)
+        row["dataset"] = s.dataset
+        row["settings"] = _settings_summary(r)
+        row["train_seconds"] = r.train_seconds
         row["N"] = s.model_args.get("N")
         for key in ("train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s",
                     "peak_memory_bytes", "peak_rss_bytes"):  # fmt: skip
@@ -68,6 +74,18 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
         row["test_size"] = ((r.data_protocol or {}).get("split_sizes") or {}).get("test")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Settings shown per model in a report: training settings, then the model's width arguments.
+SETTINGS_COLUMNS = ("hidden_size", "hidden_hidden_size", "num_hidden_layers", "batch_size", "lr",
+                    "weight_decay", "epochs", "limit_train_batches")  # fmt: skip
+
+
+def _settings_summary(record: RunRecord) -> dict[str, Any]:
+    """The effective settings a record states: its training settings and model configuration."""
+    config = {**(record.model_config or {}), **record.spec.model_args}
+    values = {**{k: config.get(k) for k in SETTINGS_COLUMNS[:3]}, **record.spec.train}
+    return {k: values.get(k) for k in SETTINGS_COLUMNS}
 
 
 def select_records(frame: pd.DataFrame, profile: str | None) -> tuple[pd.DataFrame, str]:
@@ -91,7 +109,9 @@ def _mean_std(values: Sequence[float], scale: float, fmt: str) -> tuple[str, flo
     if not vals:
         return "–", math.nan
     mean = sum(vals) / len(vals)
-    std = pd.Series(vals).std(ddof=1) if len(vals) > 1 else 0.0
+    if len(vals) == 1:  # one run measures no spread: say n = 1 instead of a made-up ± 0
+        return f"{mean:{fmt}} (1)", mean
+    std = pd.Series(vals).std(ddof=1)
     return f"{mean:{fmt}} ± {std:{fmt}} ({len(vals)})", mean
 
 
@@ -188,18 +208,62 @@ def _column_label(ok: pd.DataFrame) -> pd.Series:
     return ok["condition"]
 
 
+def settings_table(ok: pd.DataFrame) -> Table:
+    """One row per model: the effective settings its records state (``–`` where not applicable).
+
+    Models trained in different settings (each its own reference) are shown as such, never
+    summarised by one caption line. A model whose records disagree lists each setting seen.
+    """
+    rows = list(dict.fromkeys(ok["model"]))
+    shown = [c for c in SETTINGS_COLUMNS if any(s.get(c) is not None for s in ok["settings"])]
+    cells = []
+    for model in rows:
+        settings = list(ok[ok["model"] == model]["settings"])
+        line = []
+        for c in shown:
+            seen = list(dict.fromkeys("–" if s.get(c) is None else f"{s[c]:g}" if isinstance(s[c], float) else str(s[c])
+                                      for s in settings))  # fmt: skip
+            line.append(" / ".join(seen))
+        cells.append(line)
+    seconds = ok.groupby("model", sort=False)["train_seconds"].sum(min_count=1)
+    if seconds.notna().any():
+        shown.append("training time (all runs)")
+        for i, model in enumerate(rows):
+            total = seconds.get(model)
+            cells[i].append("–" if total is None or pd.isna(total) else _duration(float(total)))
+    return Table("Settings of each model (from the records: training settings and model arguments).",
+                 "model", shown, rows, cells, [[False] * len(shown) for _ in rows])  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{minutes:.1f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
 def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
     ok = ok.assign(column=_column_label(ok))
     classes = {int(c) for c in ok["num_classes"].dropna()}
     chance = "; ".join(f"{100 / c:.1f}% ({c} classes)" for c in sorted(classes)) or "unknown"
+    scaling = profile_description(ok["dataset"].dropna().iloc[0] if ok["dataset"].notna().any() else None, profile)
     caption = (
         f"{suite}: test accuracy (%) at the evaluation rate, mean ± std over seeds (n runs); "
-        f"best mean in bold. Chance level: {chance}. Profile: {profile}.{_time_note(ok)}"
-        " Model selection on validation at the training rate."
+        f"best mean in bold. Chance level: {chance}. Profile {scaling}; each model's settings are in "
+        f"the settings table.{_time_note(ok)} Model selection on validation at the training rate: "
+        "the honest protocol, which never sees the shifted rate before the test."
     )
     tables = [pivot_table(ok, "test_acc", row="model", column="column", scale=100, caption=caption)]
+    reference = ok.dropna(subset=["test_acc_eval_selected"])
+    if not reference.empty:
+        tables.append(pivot_table(
+            reference, "test_acc_eval_selected", row="model", column="column", scale=100,
+            caption=f"{suite}: reference protocol (selection at the evaluation rate): test accuracy (%) of "
+                    "the weights from the epoch with the best validation accuracy at the EVALUATION rate, "
+                    "as the HiPPO and Neural CDE reference codes select (hippo-code datasets/uea.py "
+                    "subsamples validation at eval_hz). It peeks at the shifted distribution, so it is "
+                    "optimistic; same training runs as the table above; mean ± std over seeds (n runs).",
+        ))  # fmt: skip
     # Accuracy at the training rate (from the rate curve) says whether a model learned the task at
-    # all, so the table above separates "did not learn" from "did not transfer to the new rate".
+    # all, so the tables above separate "did not learn" from "did not transfer to the new rate".
     at_train = [
         (r.rate_curve or {}).get(str(float(r.train_hz))) if pd.notna(r.train_hz) else None
         for r in ok.itertuples()
@@ -221,6 +285,7 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
                                "examples only (the profile limits evaluation batches).")  # fmt: skip
     if failed:
         tables[0].notes.append(f"Failed runs (not in the table): {failed}.")
+    tables.append(settings_table(ok))
     paths = []
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * ok["model"].nunique() + 2), 4))
     sns.barplot(data=ok.assign(acc=ok["test_acc"] * 100), x="model", y="acc", hue="column", ax=ax, errorbar="sd")

@@ -37,8 +37,9 @@ from bench.environment import collect_environment
 from bench.models import create_model, get_model_entry
 from bench.progress import EpochProgress, SuiteProgress
 from bench.records import RunRecord, RunSpec
+from bench.settings import TrainSettings
 from bench.throughput import measure_throughput, peak_memory, reset_peak_memory
-from bench.training import evaluate, fit
+from bench.training import evaluate, evaluate_eval_selected, fit
 
 # Loggers whose output goes to the run's log file instead of the console while a run is going.
 _RUN_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "py.warnings", "bench.run")
@@ -116,7 +117,8 @@ def make_data_module(spec: RunSpec, data_dir: str | Path | None, extras: Sequenc
 
     ``extras`` is passed only when the model asks for some (not every data module takes it).
     """
-    kwargs = dict(spec.data, data_dir=data_dir, batch_size=spec.train["batch_size"], seed=spec.seed)
+    batch_size = TrainSettings.from_dict(spec.train).batch_size
+    kwargs = dict(spec.data, data_dir=data_dir, batch_size=batch_size, seed=spec.seed)
     if extras:
         kwargs["extras"] = tuple(extras)
     return make_datamodule(spec.dataset, **kwargs)
@@ -166,6 +168,7 @@ def run_log(path: Path) -> Iterator[logging.Logger]:
 
 
 def _classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
+    settings = TrainSettings.from_dict(spec.train)
     model_cls = get_model_entry(spec.model).load()
     dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", ()))
     dm.setup("fit")
@@ -177,45 +180,37 @@ def _classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logge
         "num_parameters": sum(p.numel() for p in model.parameters()),
     }
     log.info("model %s: %d parameters, config %s", spec.model, out["num_parameters"], out["model_config"])
-    train = spec.train
+    log.info("training settings: %s", settings.to_dict())
     reset_peak_memory(ctx.device)
     start = time.perf_counter()
     callbacks = [EpochProgress(ctx.progress, log)] if ctx.progress is not None else []
-    module = fit(
-        model, dm, epochs=train["epochs"], lr=train["lr"], device=ctx.device,
-        best_weights_path=ctx.checkpoint_path(spec.suite, rid),
-        limit_train_batches=train.get("limit_train_batches"),
-        limit_eval_batches=train.get("limit_eval_batches"), callbacks=callbacks,
-        devices=train.get("devices", 1), num_nodes=train.get("num_nodes", 1),
-        strategy=train.get("strategy", "auto"),
-    )  # fmt: skip
+    module = fit(model, dm, settings, device=ctx.device, checkpoint_dir=ctx.checkpoint_dir(spec.suite, rid),
+                 callbacks=callbacks)  # fmt: skip
     out["train_seconds"] = time.perf_counter() - start
     out["peak_memory_bytes"] = peak_memory(ctx.device)
     out["history"] = module.history
     metrics, curve = evaluate(
-        model, dm, ctx.device, val_names=module.val_names, eval_rates=train.get("eval_rates", ()),
-        limit_batches=train.get("limit_eval_batches"),
+        model, dm, ctx.device, val_names=module.val_names, eval_rates=settings.eval_rates,
+        limit_batches=settings.limit_eval_batches,
     )  # fmt: skip
     out["metrics"] = {
         **metrics,
         "best_epoch": module.best_epoch,
         "selected_on": module.val_names[0],
+        **evaluate_eval_selected(model, module, dm, ctx.device, settings.limit_eval_batches, metrics["test_acc"]),
         "num_classes": dm.num_classes,
     }
     out["rate_curve"] = curve
-    out["throughput"] = _throughput(model, dm, spec, ctx)
+    out["throughput"] = _throughput(model, dm, settings, ctx)
     return out
 
 
-def _throughput(model: torch.nn.Module, dm: Any, spec: RunSpec, ctx: RunContext) -> dict[str, Any]:
-    iters = spec.train.get("throughput_iters", 0)
-    if not iters:
+def _throughput(model: torch.nn.Module, dm: Any, settings: TrainSettings, ctx: RunContext) -> dict[str, Any]:
+    if not settings.throughput_iters:
         return {}
     batch = next(iter(dm.train_dataloader()))
-    return measure_throughput(
-        model, batch, ctx.device, warmup=spec.train.get("throughput_warmup", 1), iters=iters,
-        lr=spec.train.get("lr", 1e-3),
-    )  # fmt: skip
+    return measure_throughput(model, batch, ctx.device, warmup=settings.throughput_warmup,
+                              iters=settings.throughput_iters, lr=settings.lr)  # fmt: skip
 
 
 def _throughput_only(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
@@ -223,7 +218,7 @@ def _throughput_only(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logg
     dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", ()))
     dm.setup("fit")
     model = create_model(spec.model, dm.num_inputs, dm.num_classes, **spec.model_args)
-    result = _throughput(model, dm, spec, ctx)
+    result = _throughput(model, dm, TrainSettings.from_dict(spec.train), ctx)
     return {
         "model_config": dict(getattr(model, "config", {})),
         "num_parameters": sum(p.numel() for p in model.parameters()),
@@ -254,8 +249,9 @@ class RunContext:
     device: torch.device
     progress: SuiteProgress | None = None
 
-    def checkpoint_path(self, suite: str, rid: str) -> Path:
-        return records.suite_dir(self.results_dir, suite) / "checkpoints" / f"{rid}.pt"
+    def checkpoint_dir(self, suite: str, rid: str) -> Path:
+        """Where a run keeps its best weights (one file per selection rule) while it trains."""
+        return records.suite_dir(self.results_dir, suite) / "checkpoints" / rid
 
 
 def _version(spec: RunSpec) -> str:
@@ -353,6 +349,9 @@ def run_suite(
 
     executor = executor if executor is not None else LocalExecutor()
     device = torch.device(device)
+    for spec in specs:  # bad settings fail before any run, with one line naming the key
+        if spec.task in ("classification", "throughput"):
+            TrainSettings.from_dict(spec.train)
     for spec in specs:  # the id says which accelerator the record belongs to (with_trainer_options)
         wanted = spec.train.get("accelerator", "cpu")
         if spec.task in ("classification", "throughput") and wanted != device.type:

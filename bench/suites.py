@@ -2,16 +2,19 @@
 
 A profile scales a suite: ``smoke`` (the whole suite in minutes on a CPU: tests and CI),
 ``quick`` (a CPU in well under an hour, enough to show the paper's ordering) and ``paper`` (the
-reference protocol, for GPUs and nightly jobs). ``SUITES`` maps a name to
-``(description, builder)``; a builder takes ``(profile, seeds, time)`` and returns RunSpecs.
+reference protocol: each model in its own reference configuration, :mod:`bench.settings`).
+``SUITES`` maps a name to a :class:`Suite`; its builder takes ``(profile, seeds, time, models)``
+and returns RunSpecs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bench.records import RunSpec
+from bench.settings import TrainSettings, model_settings
 
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_SEEDS = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
@@ -26,33 +29,15 @@ MNIST_MODELS = (
     "hippo-legs", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt", "hippo-fout",
     "lstm", "gru", "lmu",
 )  # fmt: skip
+# The reference's timestamp-scale shift: the timescale models and timestamped LegS ("tlsi").
+TIMESTAMP_MODELS = ("hippo-legs-ts",) + TIMESCALE_MODELS
 FUNCAPPROX_MEASURES = ("legs", "legt", "lagt", "tlagt", "glagt", "fout")
 THROUGHPUT_MODELS = TIMESCALE_MODELS + ("hippo-tlagt", "hippo-glagt", "hippo-fout")
 
+CT, CT_FAMILY = "character-trajectories", "character-trajectories"
+
 # Test rates (fractions of the original 200 Hz) for the accuracy-versus-rate curves.
 EVAL_RATES = (0.25, 0.375, 0.5, 0.75, 1.0)
-
-# CharacterTrajectories training per profile. limit_* cap batches per epoch / per evaluation
-# (None = all). Throughput is timed on one training batch: warm-up, then median of iters.
-CT_TRAIN: dict[str, dict[str, Any]] = {
-    "smoke": dict(epochs=1, batch_size=16, lr=1e-3, limit_train_batches=2, limit_eval_batches=1,
-                  throughput_warmup=0, throughput_iters=1),
-    "quick": dict(epochs=8, batch_size=50, lr=2e-3, limit_train_batches=None,
-                  limit_eval_batches=None, throughput_warmup=1, throughput_iters=3),
-    "paper": dict(epochs=100, batch_size=100, lr=1e-3, limit_train_batches=None,
-                  limit_eval_batches=None, throughput_warmup=5, throughput_iters=20),
-}  # fmt: skip
-CT_HIDDEN = {"smoke": 8, "quick": 64, "paper": 256}
-
-MNIST_TRAIN: dict[str, dict[str, Any]] = {
-    "smoke": dict(epochs=1, batch_size=32, lr=1e-3, limit_train_batches=2, limit_eval_batches=1,
-                  throughput_warmup=1, throughput_iters=2),
-    "quick": dict(epochs=1, batch_size=100, lr=1e-3, limit_train_batches=100,
-                  limit_eval_batches=20, throughput_warmup=2, throughput_iters=5),
-    "paper": dict(epochs=50, batch_size=100, lr=1e-3, limit_train_batches=None,
-                  limit_eval_batches=None, throughput_warmup=5, throughput_iters=20),
-}  # fmt: skip
-MNIST_HIDDEN = {"smoke": 8, "quick": 64, "paper": 512}
 
 FUNCAPPROX = {
     "smoke": dict(Ns=(8, 16), length=1_000),
@@ -71,70 +56,81 @@ def _check_profile(profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
 
 
-def _ct_runs(
+def _classification_runs(
     suite: str,
+    family: str,
+    dataset: str,
     profile: str,
     seeds: Sequence[int],
+    models: Sequence[str],
     conditions: Sequence[tuple[str, dict[str, Any]]],
     eval_rates: Sequence[float] = (),
 ) -> list[RunSpec]:
-    """CharacterTrajectories classification runs: condition x model x seed."""
-    train = {**CT_TRAIN[profile], "eval_rates": list(eval_rates)}
-    return [
-        RunSpec(
-            suite=suite, task="classification", dataset="character-trajectories",
-            condition=condition, model=model, seed=seed, profile=profile,
-            data=dict(data), train=dict(train),
-            model_args={"hidden_size": CT_HIDDEN[profile]},
-        )
-        for condition, data in conditions
-        for model in TIMESCALE_MODELS
-        for seed in seeds
-    ]  # fmt: skip
+    """Classification runs, condition x model x seed, each model in its reference settings
+    (:func:`bench.settings.model_settings`) scaled by the profile."""
+    specs = []
+    for model in models:
+        settings, model_args = model_settings(family, model, profile, eval_rates=list(eval_rates))
+        specs += [
+            RunSpec(
+                suite=suite, task="classification", dataset=dataset, condition=condition,
+                model=model, seed=seed, profile=profile, data=dict(data),
+                train=settings.to_dict(), model_args=dict(model_args),
+            )
+            for condition, data in conditions
+            for seed in seeds
+        ]  # fmt: skip
+    # condition-major order: a suite's first runs fill its first table column
+    order = {c: i for i, (c, _) in enumerate(conditions)}
+    return sorted(specs, key=lambda s: order[s.condition])
 
 
-def timescale(profile: str, seeds: Sequence[int], time: str = "index") -> list[RunSpec]:
+def timescale(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
     """CharacterTrajectories trained at one rate, tested at another (and across EVAL_RATES)."""
     conditions = [
         ("100Hz->200Hz", dict(train_hz=0.5, eval_hz=1.0, time=time)),
         ("200Hz->100Hz", dict(train_hz=1.0, eval_hz=0.5, time=time)),
     ]
-    return _ct_runs("timescale", profile, seeds, conditions, EVAL_RATES)
+    return _classification_runs("timescale", CT_FAMILY, CT, profile, seeds, models, conditions, EVAL_RATES)
 
 
-def missing(profile: str, seeds: Sequence[int], time: str = "index") -> list[RunSpec]:
+def timestamps(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
+    """The reference's timestamp-scale shift ("Missing values upsample / downsample" in hippo-code).
+
+    Every sample is kept at 200 Hz (the reference's seeded random subsampling at rate 1 keeps all
+    points); only the clock changes: timestamps are multiplied by 0.5 in training and 1 at test
+    (``ts 0.5->1``), or the other way round: the pen moved twice as fast or half as fast. Values
+    are unchanged, so models that ignore time see identical data in both conditions.
+    """
+    conditions = [
+        (f"ts {a}->{b}", dict(train_hz=1.0, eval_hz=1.0, time=time, train_time_scale=a, eval_time_scale=b))
+        for a, b in ((0.5, 1.0), (1.0, 0.5))
+    ]
+    return _classification_runs("timestamps", CT_FAMILY, CT, profile, seeds, models, conditions)
+
+
+def missing(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
     """CharacterTrajectories with 30 / 50 / 70 % of the time points dropped at random."""
     conditions = [
         (f"{round(rate * 100)}% missing", dict(train_hz=1.0, eval_hz=1.0, time=time, missing_rate=rate))
         for rate in (0.3, 0.5, 0.7)
     ]
-    return _ct_runs("missing", profile, seeds, conditions)
+    return _classification_runs("missing", CT_FAMILY, CT, profile, seeds, models, conditions)
 
 
-def _mnist(suite: str, condition: str, permute: str | None, profile: str, seeds: Sequence[int]):
-    return [
-        RunSpec(
-            suite=suite, task="classification", dataset=suite, condition=condition,
-            model=model, seed=seed, profile=profile, data={"permute": permute},
-            train={**MNIST_TRAIN[profile], "eval_rates": []},
-            model_args={"hidden_size": MNIST_HIDDEN[profile]},
-        )
-        for model in MNIST_MODELS
-        for seed in seeds
-    ]  # fmt: skip
-
-
-def pmnist(profile: str, seeds: Sequence[int], time: str = "index") -> list[RunSpec]:
+def pmnist(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
     """Permuted MNIST (bit-reversal permutation of the 784 pixels, as the reference code)."""
-    return _mnist("pmnist", "pMNIST", "bit_reversal", profile, seeds)
+    conditions = [("pMNIST", {"permute": "bit_reversal"})]
+    return _classification_runs("pmnist", "mnist", "pmnist", profile, seeds, models, conditions)
 
 
-def smnist(profile: str, seeds: Sequence[int], time: str = "index") -> list[RunSpec]:
+def smnist(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
     """Sequential MNIST (pixels in raster order)."""
-    return _mnist("smnist", "sMNIST", None, profile, seeds)
+    conditions = [("sMNIST", {"permute": None})]
+    return _classification_runs("smnist", "mnist", "smnist", profile, seeds, models, conditions)
 
 
-def funcapprox(profile: str, seeds: Sequence[int], time: str = "index") -> list[RunSpec]:
+def funcapprox(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
     """Online function approximation of white noise: every measure x N, float64."""
     cfg = FUNCAPPROX[profile]
     return [
@@ -143,70 +139,110 @@ def funcapprox(profile: str, seeds: Sequence[int], time: str = "index") -> list[
             model=measure, seed=seed, profile=profile, data={},
             train={}, model_args={"N": n, "length": cfg["length"], "method": "bilinear"},
         )
-        for measure in FUNCAPPROX_MEASURES
+        for measure in models
         for n in cfg["Ns"]
         for seed in seeds
     ]  # fmt: skip
 
 
-def throughput(profile: str, seeds: Sequence[int], time: str = "index") -> list[RunSpec]:
-    """Every model at one size and batch on CharacterTrajectories batches at 200 Hz."""
+def throughput(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
+    """Every model at one size and batch on CharacterTrajectories batches at 200 Hz.
+
+    Unlike the accuracy suites, every model gets the same width and batch: a speed comparison.
+    """
     cfg = THROUGHPUT[profile]
-    train = {k: v for k, v in cfg.items() if k != "hidden_size"}
+    train = TrainSettings.from_dict({k: v for k, v in cfg.items() if k != "hidden_size"}).to_dict()
     return [
         RunSpec(
-            suite="throughput", task="throughput", dataset="character-trajectories",
+            suite="throughput", task="throughput", dataset=CT,
             condition=f"batch {cfg['batch_size']}", model=model, seed=seed, profile=profile,
-            data=dict(train_hz=1.0, eval_hz=1.0, time=time), train=train,
+            data=dict(train_hz=1.0, eval_hz=1.0, time=time), train=dict(train),
             model_args={"hidden_size": cfg["hidden_size"]},
         )
-        for model in THROUGHPUT_MODELS
+        for model in models
         for seed in seeds
     ]  # fmt: skip
 
 
-# Suites whose data modules take ``time`` (CharacterTrajectories); the others ignore it.
-TIMED_SUITES = ("timescale", "missing", "throughput")
+SuiteBuilder = Callable[[str, Sequence[int], str, Sequence[str]], list[RunSpec]]
 
-SuiteBuilder = Callable[[str, Sequence[int], str], list[RunSpec]]
 
-SUITES: dict[str, tuple[str, SuiteBuilder]] = {
-    "timescale": ("CharacterTrajectories 100->200 Hz and 200->100 Hz, accuracy vs test rate", timescale),
-    "pmnist": ("Permuted MNIST (bit-reversal), test accuracy", pmnist),
-    "smnist": ("Sequential MNIST, test accuracy", smnist),
-    "missing": ("CharacterTrajectories with 30/50/70% of points dropped", missing),
-    "funcapprox": ("Online function approximation: reconstruction MSE and steps/s per measure and N", funcapprox),
-    "throughput": ("Training/inference samples/s, steps/s and peak memory, every model", throughput),
-}
+@dataclass(frozen=True)
+class Suite:
+    """A suite: its builder, the models it runs by default, and how it treats time.
+
+    ``time_modes`` lists the time modes the suite accepts (the first is its default); MNIST
+    pixels and funcapprox samples are evenly spaced and take index time only.
+    """
+
+    description: str
+    builder: SuiteBuilder
+    models: tuple[str, ...]
+    time_modes: tuple[str, ...] = ("index",)
+    measures: bool = False  # ``models`` are hippo measures (funcapprox), not registered models
+
+
+SUITES: dict[str, Suite] = {
+    "timescale": Suite("CharacterTrajectories 100->200 Hz and 200->100 Hz, accuracy vs test rate",
+                       timescale, TIMESCALE_MODELS, TIME_MODES),
+    "timestamps": Suite("CharacterTrajectories at 200 Hz with the clock scaled 0.5->1 and 1->0.5 (hippo-code)",
+                        timestamps, TIMESTAMP_MODELS, ("physical", "index")),
+    "pmnist": Suite("Permuted MNIST (bit-reversal), test accuracy", pmnist, MNIST_MODELS),
+    "smnist": Suite("Sequential MNIST, test accuracy", smnist, MNIST_MODELS),
+    "missing": Suite("CharacterTrajectories with 30/50/70% of points dropped", missing, TIMESCALE_MODELS,
+                     TIME_MODES),
+    "funcapprox": Suite("Online function approximation: reconstruction MSE and steps/s per measure and N",
+                        funcapprox, FUNCAPPROX_MEASURES, measures=True),
+    "throughput": Suite("Training/inference samples/s, steps/s and peak memory, every model", throughput,
+                        THROUGHPUT_MODELS, TIME_MODES),
+}  # fmt: skip
 
 
 def build_suite(
     name: str,
     profile: str,
     seeds: Sequence[int] | None = None,
-    time: str = "index",
+    time: str | None = None,
     models: Sequence[str] | None = None,
 ) -> list[RunSpec]:
-    """The runs of suite ``name``; ``models`` keeps only those models (each must be in the suite)."""
+    """The runs of suite ``name`` under ``profile``.
+
+    ``time`` defaults to the suite's own default (index time, physical for ``timestamps``).
+    ``models`` replaces the suite's default list: any registered model (for funcapprox: any
+    measure of ``hippo.transition``). Bad input raises ValueError with one line.
+    """
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(SUITES)}")
-    _check_profile(profile)
+    suite = SUITES[name]
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    time = suite.time_modes[0] if time is None else time
     if time not in TIME_MODES:
         raise ValueError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
-    if time != "index" and name not in TIMED_SUITES:
+    if time not in suite.time_modes:
         raise ValueError(
             f"suite {name!r} has no time setting (MNIST pixels and funcapprox samples are evenly "
-            f"spaced); --time applies to {', '.join(TIMED_SUITES)}"
+            f"spaced); --time applies to {', '.join(n for n, s in SUITES.items() if len(s.time_modes) > 1)}"
         )
     seeds = DEFAULT_SEEDS[profile] if seeds is None else tuple(seeds)
-    specs = SUITES[name][1](profile, seeds, time)
-    if models is not None:
-        available = list(dict.fromkeys(s.model for s in specs))
-        unknown = [m for m in models if m not in available]
-        if unknown:
-            raise ValueError(
-                f"suite {name!r} has no model {', '.join(map(repr, unknown))}; "
-                f"its models: {', '.join(available)}"
-            )
-        specs = [s for s in specs if s.model in models]
-    return specs
+    models = suite.models if models is None else tuple(dict.fromkeys(models))
+    _check_models(name, suite, models)
+    return suite.builder(profile, seeds, time, models)
+
+
+def _check_models(name: str, suite: Suite, models: Sequence[str]) -> None:
+    if suite.measures:
+        from hippo.transition import MEASURES
+
+        unknown = [m for m in models if m not in MEASURES]
+        valid = MEASURES
+    else:
+        from bench.models import list_models
+
+        valid = list_models()
+        unknown = [m for m in models if m not in valid]
+    if unknown:
+        kind = "measure" if suite.measures else "model"
+        raise ValueError(
+            f"suite {name!r}: unknown {kind} {', '.join(map(repr, unknown))}; valid {kind}s: {', '.join(valid)}"
+        )

@@ -3,7 +3,9 @@
 Model selection uses validation dataloader 0 (the *training* rate): after every validation
 epoch the module compares its accuracy with the best so far and saves the model's
 ``state_dict`` with ``torch.save``; the best weights are restored with
-``torch.load(weights_only=True)`` before testing (we do not use Lightning's checkpoints, whose
+``torch.load(weights_only=True)`` before testing. The same run also keeps the weights of the
+epoch best at the *evaluation* rate, the reference codes' (optimistic) selection, and tests them
+too (:func:`evaluate_eval_selected`): both protocols from one training run (we do not use Lightning's checkpoints, whose
 pickled hyperparameters would need ``weights_only=False``). Evaluation after training is a
 plain ``no_grad`` loop: test at the evaluation rate, validation at every rate, and test across
 a grid of rates.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.data.batch import SequenceBatch
+from bench.settings import TrainSettings
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -70,33 +74,68 @@ def distinct_loaders(loaders: Sequence[Any]) -> tuple[list[Any], list[int]]:
     return distinct, source
 
 
+# The history key of validation at the evaluation rate: the reference codes select on it.
+EVAL_RATE_METRIC = "val_acc_eval_rate"
+
+
+@dataclass
+class Selection:
+    """One model-selection rule: keep the weights of the epoch with the best ``metric``.
+
+    A tie goes to the earliest epoch (a later epoch must be strictly better).
+    """
+
+    metric: str
+    path: Path
+    best: float = -math.inf
+    epoch: int | None = None
+
+    def update(self, value: float, epoch: int) -> bool:
+        """Record ``value`` at ``epoch``; True when it is a new best (the caller saves weights)."""
+        if value > self.best:  # NaN never is
+            self.best, self.epoch = value, epoch
+            return True
+        return False
+
+
 class SequenceClassifier(L.LightningModule):
-    """Cross-entropy and Adam around ``model``; keeps a per-epoch history and the best weights.
+    """Cross-entropy around ``model``; keeps a per-epoch history and the best weights.
 
     ``val_names[i]`` is the history key of validation loader ``val_sources[i]`` (default ``i``):
-    several names may share one loader (see :func:`distinct_loaders`).
+    several names may share one loader (see :func:`distinct_loaders`). Two selection rules run
+    on one training run: ``selection`` on ``val_names[0]`` (the training rate: the honest rule,
+    whose weights are loaded after :func:`fit`) and, when the data module validates at an
+    evaluation rate too, ``eval_selection`` on ``val_acc_eval_rate`` (the reference codes' rule).
     """
 
     def __init__(
         self,
         model: nn.Module,
-        lr: float,
+        settings: TrainSettings,
         val_names: Sequence[str],
-        best_weights_path: Path,
+        checkpoint_dir: Path,
         val_sources: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.model = model
-        self.lr = lr
+        self.settings = settings
         self.val_names = list(val_names)
         self.val_sources = list(range(len(self.val_names)) if val_sources is None else val_sources)
-        self.best_weights_path = Path(best_weights_path)
-        self.best_val_acc = -math.inf
-        self.best_epoch: int | None = None
+        checkpoint_dir = Path(checkpoint_dir)
+        self.selection = Selection(self.val_names[0], checkpoint_dir / "best.pt")
+        self.eval_selection = (
+            Selection(EVAL_RATE_METRIC, checkpoint_dir / "best_eval_selected.pt")
+            if EVAL_RATE_METRIC in self.val_names[1:]
+            else None
+        )
         self.history: list[dict[str, Any]] = []
         self._train_sums = [0.0, 0, 0]  # loss * n, correct, n
         self._val_sums = self._zero_val_sums()
         self._epoch_start = time.perf_counter()
+
+    @property
+    def best_epoch(self) -> int | None:
+        return self.selection.epoch
 
     def _zero_val_sums(self) -> list[list[int]]:
         return [[0, 0] for _ in range(max(self.val_sources, default=-1) + 1)]
@@ -104,8 +143,20 @@ class SequenceClassifier(L.LightningModule):
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         return self.model(batch)
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+    def configure_optimizers(self) -> Any:
+        """Adam over every parameter, unless the model sets up its own optimiser.
+
+        A model may define ``configure_optimizers(*, lr, weight_decay, total_steps)`` (as nanoGPT
+        does) returning an optimizer or Lightning's ``{"optimizer": ..., "lr_scheduler": ...}``:
+        parameter groups, weight decay, a schedule over ``total_steps`` optimiser steps.
+        """
+        hook = getattr(self.model, "configure_optimizers", None)
+        if callable(hook):
+            total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
+            return hook(lr=self.settings.lr, weight_decay=self.settings.weight_decay,
+                        total_steps=max(1, int(total)))  # fmt: skip
+        return torch.optim.Adam(self.model.parameters(), lr=self.settings.lr,
+                                weight_decay=self.settings.weight_decay)  # fmt: skip
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = [0.0, 0, 0]
@@ -153,15 +204,12 @@ class SequenceClassifier(L.LightningModule):
             entry[name] = c / m if m else float("nan")
         entry["seconds"] = time.perf_counter() - self._epoch_start
         self.history.append(entry)
-        # Model selection at the training rate (loader 0), never at the evaluation rate.
-        selected = entry[self.val_names[0]]
-        if selected > self.best_val_acc:
-            self.best_val_acc = selected
-            self.best_epoch = self.current_epoch
-            if self.trainer.is_global_zero:  # one writer; the others load it after fit
-                self.best_weights_path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(self.model.state_dict(), self.best_weights_path)
-        self.log(self.val_names[0], selected, prog_bar=True)
+        for selection in filter(None, (self.selection, self.eval_selection)):
+            if selection.update(entry[selection.metric], self.current_epoch) and self.trainer.is_global_zero:
+                # one writer; the other ranks load the file after fit
+                selection.path.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(self.model.state_dict(), selection.path)
+        self.log(self.val_names[0], entry[self.val_names[0]], prog_bar=True)
 
 
 @torch.no_grad()
@@ -195,37 +243,34 @@ def accelerator_for(device: torch.device) -> str:
 def fit(
     model: nn.Module,
     data_module: Any,
+    settings: TrainSettings,
     *,
-    epochs: int,
-    lr: float,
     device: torch.device,
-    best_weights_path: Path,
-    limit_train_batches: int | None = None,
-    limit_eval_batches: int | None = None,
+    checkpoint_dir: Path,
     callbacks: Sequence[L.Callback] = (),
-    devices: int = 1,
-    num_nodes: int = 1,
-    strategy: str = "auto",
 ) -> SequenceClassifier:
     """Train ``model`` on ``data_module``; return the module with history and best weights loaded.
 
-    ``devices``, ``num_nodes`` and ``strategy`` go to ``lightning.Trainer``; ``strategy="auto"``
-    with more than one process means ``"ddp"``.
+    The weights loaded are those selected at the training rate. ``settings.devices``,
+    ``num_nodes`` and ``strategy`` go to ``lightning.Trainer``; ``strategy="auto"`` with more
+    than one process means ``"ddp"``.
     """
-    if strategy == "auto" and devices * num_nodes > 1:
+    strategy = settings.strategy
+    if strategy == "auto" and settings.devices * settings.num_nodes > 1:
         strategy = "ddp"
     val_loaders, val_sources = distinct_loaders(val_dataloaders(data_module))
     module = SequenceClassifier(
-        model, lr, val_metric_names(data_module, len(val_sources)), best_weights_path, val_sources
+        model, settings, val_metric_names(data_module, len(val_sources)), checkpoint_dir, val_sources
     )
     trainer = L.Trainer(
         accelerator=accelerator_for(device),
-        devices=devices,
-        num_nodes=num_nodes,
+        devices=settings.devices,
+        num_nodes=settings.num_nodes,
         strategy=strategy,
-        max_epochs=epochs,
-        limit_train_batches=limit_train_batches or 1.0,
-        limit_val_batches=limit_eval_batches or 1.0,
+        max_epochs=settings.epochs,
+        limit_train_batches=settings.limit_train_batches or 1.0,
+        limit_val_batches=settings.limit_eval_batches or 1.0,
+        gradient_clip_val=settings.grad_clip,
         num_sanity_val_steps=0,
         enable_checkpointing=False,
         logger=False,
@@ -237,9 +282,14 @@ def fit(
     if module.best_epoch is None:
         raise RuntimeError("no validation epoch finished: no weights to select")
     trainer.strategy.barrier("best-weights")  # rank 0 has written them (no-op on one device)
-    model.load_state_dict(torch.load(best_weights_path, map_location="cpu", weights_only=True))
-    model.to(device)
+    load_weights(model, module.selection.path, device)
     return module
+
+
+def load_weights(model: nn.Module, path: Path, device: torch.device) -> None:
+    """Load a ``state_dict`` saved during training (``weights_only=True``: no pickled code)."""
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.to(device)
 
 
 def evaluate(
@@ -267,3 +317,30 @@ def evaluate(
         for rate in eval_rates
     }
     return metrics, curve
+
+
+def evaluate_eval_selected(
+    model: nn.Module,
+    module: SequenceClassifier,
+    data_module: Any,
+    device: torch.device,
+    limit_batches: int | None,
+    test_acc: float,
+) -> dict[str, Any]:
+    """The reference codes' model selection: test accuracy at the epoch best at the evaluation rate.
+
+    ``test_acc`` is the test accuracy of the weights ``model`` holds now (selected at the
+    training rate); when both rules chose the same epoch it is the answer, and nothing is
+    evaluated again. Otherwise the eval-selected weights are loaded, tested, and the
+    training-rate weights restored. Empty when the data module has no evaluation-rate loader.
+    """
+    selection = module.eval_selection
+    if selection is None or selection.epoch is None:
+        return {}
+    out = {"best_epoch_eval_selected": selection.epoch, "selected_on_eval": selection.metric}
+    if selection.epoch == module.best_epoch:
+        return {"test_acc_eval_selected": test_acc, **out}
+    load_weights(model, selection.path, device)
+    acc = accuracy(model, data_module.test_dataloader(), device, limit_batches)
+    load_weights(model, module.selection.path, device)
+    return {"test_acc_eval_selected": acc, **out}

@@ -16,6 +16,9 @@ Protocol (shared/DESIGN.md, "Data protocols"), applied in this order:
    observed values only (the statistics never see validation or test data);
 6. unobserved values are forward filled (0 = the training mean before the first observation);
 7. rate change: factor ``hz`` in (0, 1] keeps source indices ``arange(int(L * hz)) // hz``.
+8. timestamp scale (hippo-code's ``train_ts`` / ``eval_ts``): the training split and validation
+   loader 0 multiply their timestamps by ``train_time_scale``, the test split and validation
+   loader 1 by ``eval_time_scale``; values are unchanged, only the clock runs at another speed.
 
 Time: ``"index"`` gives the retained positions ``0, 1, 2, ...`` (what the reference passes);
 ``"physical"`` gives seconds ``source_index / sample_rate_hz`` (needs ``sample_rate_hz``).
@@ -244,6 +247,8 @@ class UEADataModule(SequenceDataModule):
         extras: tuple[str, ...] | list[str] = (),
         download: bool = True,
         num_workers: int = 0,
+        train_time_scale: float = 1.0,
+        eval_time_scale: float = 1.0,
     ):
         super().__init__(batch_size, eval_batch_size, seed, num_workers)
         if not isinstance(name, str) or not name:
@@ -268,13 +273,17 @@ class UEADataModule(SequenceDataModule):
         if time == "physical" and sample_rate_hz is None:
             raise ValueError(f"time='physical' needs sample_rate_hz (the sampling rate of {name})")
         self.sample_rate_hz = sample_rate_hz
+        for key, scale in (("train_time_scale", train_time_scale), ("eval_time_scale", eval_time_scale)):
+            if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+                raise ValueError(f"{key} must be a positive number, got {scale!r}")
+        self.train_time_scale, self.eval_time_scale = float(train_time_scale), float(eval_time_scale)
         for key in extras:
             check_choice("extras entry", key, EXTRAS)
         self.extras = tuple(extras)
         self.download = download
         self._parsed: tuple[ParsedSeries, ParsedSeries, str, str, list[Path]] | None = None
         self._data: dict[str, Any] | None = None
-        self._datasets: dict[tuple[str, float], SequenceDataset] = {}
+        self._datasets: dict[tuple[str, float, float], SequenceDataset] = {}
 
     # ----------------------------------------------------------------- loading
     def _files(self) -> tuple[str, dict[str, list[Path]]]:
@@ -318,15 +327,15 @@ class UEADataModule(SequenceDataModule):
         """
         if self._data is None:
             self._data = self._process()
+        train, evaluation = (self.train_hz, self.train_time_scale), (self.eval_hz, self.eval_time_scale)
         wanted = {
-            "fit": [("train", self.train_hz), ("val", self.train_hz), ("val", self.eval_hz)],
-            "validate": [("val", self.train_hz), ("val", self.eval_hz)],
-            "test": [("test", self.eval_hz)],
-            "predict": [("test", self.eval_hz)],
+            "fit": [("train", *train), ("val", *train), ("val", *evaluation)],
+            "validate": [("val", *train), ("val", *evaluation)],
+            "test": [("test", *evaluation)],
+            "predict": [("test", *evaluation)],
         }
-        pairs = wanted.get(stage or "", [p for v in wanted.values() for p in v])
-        for split, hz in pairs:
-            self._dataset(split, hz)
+        for split, hz, scale in wanted.get(stage or "", [p for v in wanted.values() for p in v]):
+            self._dataset(split, hz, scale)
 
     def _process(self) -> dict[str, Any]:
         """The protocol's full-rate tensors, from the cache when these sources were processed before."""
@@ -344,8 +353,12 @@ class UEADataModule(SequenceDataModule):
         data["splits"] = {k: v.numpy() for k, v in data["splits"].items()}
         return {**data, "checksum": checksum, "kind": kind, "sources": [p.name for p in sources]}
 
-    def _dataset(self, split: str, hz: float) -> SequenceDataset:
-        key = (split, float(hz))
+    def _dataset(self, split: str, hz: float, time_scale: float | None = None) -> SequenceDataset:
+        """``split`` at rate factor ``hz``, its timestamps multiplied by ``time_scale`` (default:
+        the training scale for the training split, the evaluation scale for the others)."""
+        if time_scale is None:
+            time_scale = self.train_time_scale if split == "train" else self.eval_time_scale
+        key = (split, float(hz), float(time_scale))
         if key not in self._datasets:
             if self._data is None:
                 self.setup()
@@ -358,7 +371,7 @@ class UEADataModule(SequenceDataModule):
                 times = torch.arange(steps, dtype=torch.float32)
             else:
                 times = (index.double() / self.sample_rate_hz).float()
-            times = times.expand(n, steps)
+            times = (times * time_scale).expand(n, steps)
             extras = {}
             if "cde_coeffs" in self.extras:
                 extras["cde_coeffs"] = cde_coefficients(values, times, mask)
@@ -371,8 +384,8 @@ class UEADataModule(SequenceDataModule):
     def val_dataloader(self):
         """``[val at train_hz, val at eval_hz]``: ``dataloader_idx`` 0 is for model selection."""
         return [
-            self._loader(self._dataset("val", hz), shuffle=False)
-            for hz in (self.train_hz, self.eval_hz)
+            self._loader(self._dataset("val", hz, scale), shuffle=False)
+            for hz, scale in ((self.train_hz, self.train_time_scale), (self.eval_hz, self.eval_time_scale))
         ]
 
     # ------------------------------------------------------------ information
@@ -402,6 +415,8 @@ class UEADataModule(SequenceDataModule):
             "train_hz": self.train_hz,
             "eval_hz": self.eval_hz,
             "time": self.time,
+            "train_time_scale": self.train_time_scale,
+            "eval_time_scale": self.eval_time_scale,
             "sample_rate_hz": self.sample_rate_hz,
             "missing_rate": self.missing_rate,
             "missing_seed": MISSING_SEED,

@@ -92,6 +92,7 @@ def create_model(name: str, num_inputs: int, num_classes: int, **overrides: Any)
 # --- the registry: one line per model -------------------------------------------------------
 _HIPPO = "bench.models.hippo_rnn:HiPPOClassifier"
 register_model("hippo-legs", _HIPPO, "HiPPO-RNN, scaled Legendre memory (LegS), O(N) step", measure="legs")
+register_model("hippo-legs-ts", _HIPPO, "HiPPO-RNN, timestamped LegS (the reference's tlsi): steps (t_k - t_k-1) / t_k from batch.times", measure="legs", timestamped=True)
 register_model("hippo-legt", _HIPPO, "HiPPO-RNN, translated Legendre memory (LegT, window theta)", measure="legt")
 register_model("hippo-lagt", _HIPPO, "HiPPO-RNN, translated Laguerre memory (LagT)", measure="lagt")
 register_model("hippo-tlagt", _HIPPO, "HiPPO-RNN, tilted Laguerre memory (TLagT)", measure="tlagt")

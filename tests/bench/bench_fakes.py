@@ -19,6 +19,7 @@ from bench.data import DataNotFoundError, SequenceBatch, collate_sequences
 from bench.models import list_models, register_model, registry
 from bench.models.base import last_valid
 from bench.records import RunSpec
+from bench.suites import TIME_MODES, Suite
 
 
 class FakeGRU(nn.Module):
@@ -131,7 +132,7 @@ def install(monkeypatch: Any = None) -> None:
     def make_datamodule(name: str, **kwargs: Any) -> Any:
         return FakeDataModule(**kwargs) if name == "fake" else real(name, **kwargs)
 
-    suite = ("fake suite for tests", fake_suite)
+    suite = Suite("fake suite for tests", fake_suite, ("fake-gru", "fake-nan"), TIME_MODES)
     if monkeypatch is None:
         bench.runner.make_datamodule = make_datamodule
         bench.suites.SUITES["fake"] = suite

@@ -35,11 +35,17 @@ def test_timescale_smoke_end_to_end(data_dir, tmp_path):
     for r in ok:
         assert 0 <= r["metrics"]["test_acc"] <= 1 and len(r["rate_curve"]) == 5
         assert r["spec"]["data"]["time"] == "index" and r["history"] and r["throughput"]
+        # both selections from the one run: the eval-selected epoch is the earliest argmax
+        at_eval = [e["val_acc_eval_rate"] for e in r["history"]]
+        assert r["metrics"]["best_epoch_eval_selected"] == at_eval.index(max(at_eval))
+        assert 0 <= r["metrics"]["test_acc_eval_selected"] <= 1
     folder = results / "timescale"
     md = (folder / "table.md").read_text()
-    assert "100Hz->200Hz" in md and "±" in md and "Chance level" in md and "index" in md
-    # the shifted table and, for reference, accuracy at the training rate
-    assert (folder / "table.tex").read_text().count(r"\begin{tabular}") == 2
+    assert "100Hz->200Hz" in md and "(1)" in md and "Chance level" in md and "index" in md
+    assert "± 0.0" not in md  # one seed: no made-up spread
+    # honest table, reference-protocol table, accuracy at the training rate, per-model settings
+    assert (folder / "table.tex").read_text().count(r"\begin{tabular}") == 4
+    assert "reference protocol (selection at the evaluation rate)" in md and "Settings of each model" in md
     assert "TRAINING rate" in md
     for name in ("accuracy", "accuracy_vs_rate", "accuracy_vs_throughput"):
         assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
@@ -55,7 +61,7 @@ def test_timescale_smoke_end_to_end(data_dir, tmp_path):
 
 @pytest.mark.parametrize("args, fragments", [
     (["run", "--suite", "nope"], ["unknown suite 'nope'", "timescale"]),
-    (["run", "--suite", "timescale", "--models", "lstm,nope"], ["no model 'nope'", "hippo-legs"]),
+    (["run", "--suite", "timescale", "--models", "lstm,nope"], ["unknown model 'nope'", "hippo-legs"]),
     (["run", "--suite", "timescale", "--profile", "huge"], ["unknown profile 'huge'", "smoke"]),
     (["run", "--suite", "timescale", "--time", "wall"], ["unknown time mode 'wall'"]),
     (["report", "--suite", "nope"], ["unknown suite 'nope'"]),

@@ -11,6 +11,7 @@ import bench.models.registry as registry
 import bench.suites
 from bench import records
 from bench.cli import main
+from bench.suites import Suite
 
 
 @pytest.fixture
@@ -18,7 +19,7 @@ def fakes(monkeypatch):
     """The fakes with a suite of two ok runs; the model registry is restored afterwards."""
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     bench_fakes.install(monkeypatch)
-    monkeypatch.setitem(bench.suites.SUITES, "fake", ("fake suite, ok runs only", lambda p, s, t: bench_fakes.fake_suite(p, s, t, models=("fake-gru",))))  # fmt: skip
+    monkeypatch.setitem(bench.suites.SUITES, "fake", Suite("fake suite, ok runs only", bench_fakes.fake_suite, ("fake-gru",)))
     return bench_fakes
 
 

@@ -7,7 +7,7 @@ import torch
 
 from bench.models import create_model, get_model_entry, list_models, model_parameters
 
-HIPPO = ["hippo-legs", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt", "hippo-fout"]
+HIPPO = ["hippo-legs", "hippo-legs-ts", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt", "hippo-fout"]
 BASELINES = ["lstm", "gru", "gru-d", "ode-rnn", "ncde", "lmu"]
 
 
@@ -60,10 +60,10 @@ def test_entries_of_one_class_are_versioned_per_measure(monkeypatch) -> None:
 def test_hippo_config_records_the_memory(name: str) -> None:
     model = create_model(name, 3, 20, hidden_size=8, memory_order=5)
     cfg = model.config
-    assert cfg["measure"] == name.removeprefix("hippo-")
+    assert cfg["measure"] == name.removeprefix("hippo-").removesuffix("-ts")
     assert cfg["memory_order"] == 5 and cfg["method"] == "bilinear"
-    assert cfg["timestamped"] is False
-    assert cfg["theta"] == (None if name == "hippo-legs" else 100.0)
+    assert cfg["timestamped"] is name.endswith("-ts")  # the reference's tlsi cell
+    assert cfg["theta"] == (None if cfg["measure"] == "legs" else 100.0)
     assert create_model(name, 3, 20, hidden_size=8).config["memory_order"] == 8  # N = H
 
 

@@ -46,7 +46,7 @@ def test_suite_records_ok_and_failed_runs_and_carries_on(fakes, results_dir):
     assert ok.started_at and ok.finished_at and ok.train_seconds > 0
     assert records.log_path(results_dir, "fake", ok.id).read_text()
     # The selected weights are a plain state_dict: loadable with weights_only=True.
-    state = torch.load(results_dir / "fake" / "checkpoints" / f"{ok.id}.pt", weights_only=True)
+    state = torch.load(results_dir / "fake" / "checkpoints" / ok.id / "best.pt", weights_only=True)
     assert "head.weight" in state
 
 
@@ -91,9 +91,9 @@ sys.path.insert(0, {here!r})
 import bench_fakes
 bench_fakes.install()
 import bench.suites
-bench.suites.SUITES["fake"] = ("slow fake", lambda p, s, t: [
+bench.suites.SUITES["fake"] = bench.suites.Suite("slow fake", lambda p, s, t, m: [
     r.__class__(**{{**r.to_dict(), "train": {{**r.train, "epochs": 15}}}})
-    for r in bench_fakes.fake_suite(p, [0, 1, 2], t, models=("fake-gru",))])
+    for r in bench_fakes.fake_suite(p, [0, 1, 2], t, models=("fake-gru",))], ("fake-gru",))
 from bench.cli import main
 sys.exit(main(sys.argv[1:]))
 """

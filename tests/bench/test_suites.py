@@ -28,11 +28,17 @@ def test_timescale_runs_the_papers_models_and_shifts():
     assert all(s.data["time"] == "physical" for s in build_suite("timescale", "smoke", time="physical"))
 
 
-def test_paper_profile_is_the_reference_protocol():
+def test_paper_profile_is_each_models_reference_configuration():
     ct = build_suite("timescale", "paper")
     assert {s.seed for s in ct} == {0, 1, 2}
-    assert all(s.model_args["hidden_size"] == 256 and s.train["epochs"] == 100 and s.train["batch_size"] == 100
-               and s.train["lr"] == 1e-3 and s.train["limit_train_batches"] is None for s in ct)  # fmt: skip
+    width_batch = {s.model: (s.model_args["hidden_size"], s.train["batch_size"]) for s in ct}
+    assert width_batch == {"ncde": (32, 32), "ode-rnn": (32, 32), "gru-d": (47, 32), "hippo-legs": (256, 100),
+                           "hippo-legt": (256, 100), "hippo-lagt": (256, 100), "lstm": (256, 100),
+                           "gru": (256, 100), "lmu": (256, 100)}  # fmt: skip
+    assert all(s.model_args["hidden_hidden_size"] == 32 and s.model_args["num_hidden_layers"] == 3
+               for s in ct if s.model in ("ncde", "ode-rnn"))  # fmt: skip
+    assert all(s.train["epochs"] == 100 and s.train["lr"] == 1e-3 and s.train["limit_train_batches"] is None
+               for s in ct)  # fmt: skip
     mnist = build_suite("pmnist", "paper")
     assert all(s.model_args["hidden_size"] == 512 and s.train["epochs"] == 50 and s.train["batch_size"] == 100
                and s.data["permute"] == "bit_reversal" for s in mnist)  # fmt: skip
@@ -45,7 +51,7 @@ def test_bad_names_raise_one_clear_error():
         build_suite("x", "smoke")
     with pytest.raises(ValueError, match="unknown profile"):
         build_suite("timescale", "huge")
-    with pytest.raises(ValueError, match="has no model 'nope'"):
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
         build_suite("timescale", "smoke", models=["lstm", "nope"])
     assert {s.model for s in build_suite("timescale", "smoke", models=["lstm"])} == {"lstm"}
 

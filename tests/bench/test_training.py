@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from bench.data import CharacterTrajectoriesDataModule, SequenceBatch
+from bench.settings import TrainSettings
 from bench.training import distinct_loaders, evaluate, fit
 
 
@@ -35,8 +36,8 @@ def test_equal_rates_validate_one_dataset_once(data_dir, tmp_path, train_hz, eva
     val_size, test_size = len(loaders[0].dataset), len(dm.test_dataloader().dataset)
 
     model = CountingClassifier(dm.num_inputs, dm.num_classes)
-    module = fit(model, dm, epochs=1, lr=1e-3, device=torch.device("cpu"),
-                 best_weights_path=tmp_path / "best.pt", limit_train_batches=1)  # fmt: skip
+    module = fit(model, dm, TrainSettings(epochs=1, limit_train_batches=1), device=torch.device("cpu"),
+                 checkpoint_dir=tmp_path)  # fmt: skip
     assert model.evaluated == distinct * val_size
     (entry,) = module.history
     assert {"val_acc_train_rate", "val_acc_eval_rate"} <= set(entry)

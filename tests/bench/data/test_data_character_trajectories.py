@@ -157,3 +157,21 @@ def test_describe_and_cached_setup_speed(ct_dir, physical):
     start = time.perf_counter()
     CharacterTrajectoriesDataModule(ct_dir, time="physical", eval_hz=0.5, download=False).setup()
     assert time.perf_counter() - start < 5.0  # ~0.1 s measured; loose for a noisy machine
+
+
+def test_timestamp_scale_changes_only_the_clock(ct_dir):
+    # hippo-code's train_ts / eval_ts: training (and validation loader 0) at one clock speed,
+    # test (and validation loader 1) at another; the values are the same samples
+    dm = CharacterTrajectoriesDataModule(ct_dir, time="physical", train_time_scale=0.5,
+                                         eval_time_scale=1.0, download=False)  # fmt: skip
+    dm.setup()
+    train = next(iter(dm.train_dataloader()))
+    val_train, val_eval = (next(iter(loader)) for loader in dm.val_dataloader())
+    test = next(iter(dm.test_dataloader()))
+    assert torch.allclose(train.times[0, :3], torch.tensor([0.0, 0.0025, 0.005]))
+    assert torch.allclose(test.times[0, :3], torch.tensor([0.0, 0.005, 0.01]))
+    assert torch.equal(val_train.values, val_eval.values)
+    assert torch.allclose(val_train.times * 2, val_eval.times)
+    assert dm.describe()["train_time_scale"] == 0.5
+    with pytest.raises(ValueError, match="eval_time_scale must be a positive number"):
+        CharacterTrajectoriesDataModule(ct_dir, eval_time_scale=0, download=False)

@@ -1,0 +1,260 @@
+"""Training settings: a typed, validated object, and each model's reference configuration.
+
+:class:`TrainSettings` replaces the unchecked ``train`` dict of a run spec: a mistyped or
+unknown key is one clear error naming the key and the valid keys, never a silent default.
+
+:data:`REFERENCE` says how each model was trained in its *own* reference code, per dataset
+family; "identical data modules" never meant identical hyperparameters (DESIGN.md, "Reference
+protocols"). The ``paper`` profile is exactly this table; :data:`PROFILE_SCALING` says what the
+``quick`` and ``smoke`` profiles change (fewer epochs, capped widths, fewer batches), and
+:func:`model_settings` applies it. The table has one entry per (family, model) and a test checks
+that every registered model has one for every family.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """Bad training settings (unknown key, wrong type, out of range). The message is one line."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How one classification (or throughput) run trains. Every field is part of the run id.
+
+    - ``epochs``, ``batch_size``, ``lr``: as usual. ``weight_decay`` goes to the optimiser,
+      ``grad_clip`` (max gradient norm, or None) to Lightning's ``gradient_clip_val``.
+    - ``limit_train_batches`` / ``limit_eval_batches``: batches per epoch / per evaluation (None:
+      all), for the small profiles.
+    - ``eval_rates``: test rates (fractions of the source rate) of the accuracy-versus-rate curve.
+    - ``throughput_warmup`` / ``throughput_iters``: the timed throughput phase (0 iters: none).
+    - ``devices``, ``num_nodes``, ``strategy``, ``accelerator``: where and how Lightning trains.
+
+    A model may set up its own optimiser (parameter groups, a schedule): see
+    :meth:`bench.training.SequenceClassifier.configure_optimizers`.
+    """
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    limit_train_batches: int | None = None
+    limit_eval_batches: int | None = None
+    eval_rates: tuple[float, ...] = ()
+    throughput_warmup: int = 1
+    throughput_iters: int = 0
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    accelerator: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "devices", "num_nodes"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("throughput_warmup", "throughput_iters"):
+            _check_int(name, getattr(self, name), minimum=0)
+        for name in ("limit_train_batches", "limit_eval_batches"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        _check_number("lr", self.lr, positive=True)
+        _check_number("weight_decay", self.weight_decay, positive=False)
+        if self.grad_clip is not None:
+            _check_number("grad_clip", self.grad_clip, positive=True)
+        if not isinstance(self.eval_rates, list | tuple):
+            raise SettingsError(f"train setting 'eval_rates' must be a list of rates in (0, 1], got {self.eval_rates!r}")
+        for rate in self.eval_rates:
+            _check_number("eval_rates", rate, positive=True)
+            if rate > 1:
+                raise SettingsError(f"train setting 'eval_rates' holds {rate!r}; rates are in (0, 1]")
+        object.__setattr__(self, "eval_rates", tuple(float(r) for r in self.eval_rates))
+        for name in ("strategy", "accelerator"):
+            if not isinstance(getattr(self, name), str):
+                raise SettingsError(f"train setting {name!r} must be a string, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainSettings:
+        """Settings from a plain dict (a spec's ``train``); unknown keys raise :class:`SettingsError`."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise SettingsError(
+                f"unknown train setting{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"valid keys: {', '.join(valid)}"
+            )
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, JSON-able (what a run spec stores, so a record states its effective settings)."""
+        d = dataclasses.asdict(self)
+        d["eval_rates"] = list(self.eval_rates)
+        return d
+
+    def replace(self, **changes: Any) -> TrainSettings:
+        return TrainSettings.from_dict({**self.to_dict(), **changes})
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SettingsError(f"train setting {name!r} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(name: str, value: Any, positive: bool) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or (value <= 0 if positive else value < 0):
+        bound = "> 0" if positive else ">= 0"
+        raise SettingsError(f"train setting {name!r} must be a number {bound}, got {value!r}")
+
+
+# --- reference configurations ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One model's reference configuration on one dataset family, and where it comes from."""
+
+    model_args: Mapping[str, Any]
+    epochs: int
+    batch_size: int
+    lr: float
+    source: str
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)  # other TrainSettings fields
+
+
+HIPPO_CODE_CT = "hippo-code README (CharacterTrajectories commands)"
+NCDE_EXPERIMENTS = "Neural CDE experiments, HiPPO authors' fork (experiments/uea.py, run_all)"
+HIPPO_CODE_MNIST = "hippo-code README (permuted MNIST command)"
+NO_MNIST_REFERENCE = "no published MNIST setting: the Neural CDE experiments' sizes, MNIST's epochs and batch"
+
+# HiPPO-RNN cells and the RNNs the hippo-code README runs with ``model.cell=<cell>``.
+HIPPO_CODE_MODELS = (
+    "hippo-legs", "hippo-legs-ts", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt",
+    "hippo-fout", "lstm", "gru", "lmu",
+)  # fmt: skip
+# Width settings of the Neural CDE experiments' models (batch 32, lr 0.001 * 32 / 32, 100 epochs).
+NCDE_EXPERIMENT_ARGS: dict[str, dict[str, Any]] = {
+    "ncde": {"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3},
+    "ode-rnn": {"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3},
+    "gru-d": {"hidden_size": 47},
+}
+
+
+def _reference_table() -> dict[str, dict[str, Reference]]:
+    ct: dict[str, Reference] = {
+        m: Reference({"hidden_size": 256}, epochs=100, batch_size=100, lr=1e-3, source=HIPPO_CODE_CT)
+        for m in HIPPO_CODE_MODELS
+    }
+    mnist: dict[str, Reference] = {
+        m: Reference({"hidden_size": 512}, epochs=50, batch_size=100, lr=1e-3, source=HIPPO_CODE_MNIST)
+        for m in HIPPO_CODE_MODELS
+    }
+    for m, args in NCDE_EXPERIMENT_ARGS.items():
+        ct[m] = Reference(args, epochs=100, batch_size=32, lr=1e-3 * 32 / 32, source=NCDE_EXPERIMENTS)
+        mnist[m] = Reference(args, epochs=50, batch_size=100, lr=1e-3, source=NO_MNIST_REFERENCE)
+    return {"character-trajectories": ct, "mnist": mnist}
+
+
+# family -> model -> reference. Families: "character-trajectories" (every UEA dataset run under
+# the CharacterTrajectories protocol) and "mnist" (sequential and permuted).
+REFERENCE: dict[str, dict[str, Reference]] = _reference_table()
+
+
+@dataclass(frozen=True)
+class ProfileScaling:
+    """What a profile changes in the reference: epochs, widths, batches per epoch, throughput."""
+
+    description: str
+    epochs: int | None = None  # None: the reference's
+    max_width: int | None = None  # cap on the model's width arguments (WIDTH_ARGS)
+    batch_size: int | None = None
+    limit_train_batches: int | None = None
+    limit_eval_batches: int | None = None
+    throughput_warmup: int = 5
+    throughput_iters: int = 20
+
+
+WIDTH_ARGS = ("hidden_size", "hidden_hidden_size")
+
+PROFILE_SCALING: dict[str, dict[str, ProfileScaling]] = {
+    "character-trajectories": {
+        "smoke": ProfileScaling("smoke: 1 epoch of 2 batches of 16, widths capped at 8", epochs=1,
+                                max_width=8, batch_size=16, limit_train_batches=2, limit_eval_batches=1,
+                                throughput_warmup=0, throughput_iters=1),
+        "quick": ProfileScaling("quick: each model's reference settings with 8 epochs and widths capped at 64",
+                                epochs=8, max_width=64, throughput_warmup=1, throughput_iters=3),
+        "paper": ProfileScaling("paper: each model's reference settings"),
+    },
+    "mnist": {
+        "smoke": ProfileScaling("smoke: 1 epoch of 2 batches of 32, widths capped at 8", epochs=1,
+                                max_width=8, batch_size=32, limit_train_batches=2, limit_eval_batches=1,
+                                throughput_warmup=1, throughput_iters=2),
+        "quick": ProfileScaling("quick: 1 epoch of 100 batches, tested on 20 batches, widths capped at 64",
+                                epochs=1, max_width=64, limit_train_batches=100, limit_eval_batches=20,
+                                throughput_warmup=2, throughput_iters=5),
+        "paper": ProfileScaling("paper: each model's reference settings"),
+    },
+}  # fmt: skip
+
+
+# The reference family of each dataset: UEA datasets run under the CharacterTrajectories protocol.
+DATASET_FAMILY = {"pmnist": "mnist", "smnist": "mnist"}
+
+
+def family_of(dataset: str | None) -> str:
+    """The settings family of a data module name (``"pmnist"`` -> ``"mnist"``)."""
+    return DATASET_FAMILY.get(dataset or "", "character-trajectories")
+
+
+def profile_description(dataset: str | None, profile: str) -> str:
+    """What ``profile`` changes in the reference settings of ``dataset``'s family, in words."""
+    scaling = PROFILE_SCALING[family_of(dataset)].get(profile)
+    return scaling.description if scaling is not None else profile
+
+
+def reference(family: str, model: str) -> Reference:
+    """The reference configuration of ``model`` on ``family``; ValueError naming what is known."""
+    if family not in REFERENCE:
+        raise ValueError(f"unknown dataset family {family!r}; known: {', '.join(REFERENCE)}")
+    try:
+        return REFERENCE[family][model]
+    except KeyError:
+        raise ValueError(
+            f"model {model!r} has no reference settings for {family}; add it to "
+            f"bench.settings.REFERENCE (models with settings: {', '.join(REFERENCE[family])})"
+        ) from None
+
+
+def model_settings(
+    family: str, model: str, profile: str, **train: Any
+) -> tuple[TrainSettings, dict[str, Any]]:
+    """``(train settings, model arguments)`` of ``model`` on ``family`` under ``profile``.
+
+    The reference, scaled by :data:`PROFILE_SCALING`; ``train`` adds or overrides settings
+    (``eval_rates``, ...). Width arguments above the profile's cap are lowered to it.
+    """
+    ref = reference(family, model)
+    scale = PROFILE_SCALING[family][profile]
+    args = dict(ref.model_args)
+    if scale.max_width is not None:
+        args = {k: min(v, scale.max_width) if k in WIDTH_ARGS else v for k, v in args.items()}
+    settings = TrainSettings.from_dict({
+        "epochs": scale.epochs or ref.epochs,
+        "batch_size": scale.batch_size or ref.batch_size,
+        "lr": ref.lr,
+        "weight_decay": ref.weight_decay,
+        "grad_clip": ref.grad_clip,
+        "limit_train_batches": scale.limit_train_batches,
+        "limit_eval_batches": scale.limit_eval_batches,
+        "throughput_warmup": scale.throughput_warmup,
+        "throughput_iters": scale.throughput_iters,
+        **ref.extra,
+        **train,
+    })  # fmt: skip
+    return settings, args
