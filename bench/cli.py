@@ -14,16 +14,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.compare import KINDS, CompareError, add_compare_arguments, parse_fail_on
-from bench.suites import PROFILES, SUITES, TIME_MODES, build_suite
-
-NIGHTLY_SUITES = ("timescale", "pmnist", "funcapprox", "throughput")
+from bench import api
+from bench.api import ExecutorOptions, UsageError
+from bench.compare import KINDS, CompareError, CompareOptions, add_compare_arguments, parse_fail_on
+from bench.nightly import NIGHTLY_SUITES
+from bench.suites import PROFILES, SUITES, TIME_MODES
 
 REFERENCE_SIZE = {"num_inputs": 3, "num_classes": 20}  # CharacterTrajectories, model defaults
-
-
-class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
 
 
 def _csv(text: str) -> list[str]:
@@ -134,33 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_results_dir(path: Path) -> None:
-    """Create ``path`` and write a probe file, so an unwritable directory fails before any run."""
-    probe = path / ".bench-write-probe"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"results directory {str(path)!r} is not writable: {e.strerror or e}") from None
-
-
-def check_data_dir_flag(data_dir: str | None) -> None:
-    """``--data-dir`` must name an existing folder: UsageError (one line naming the flag) if not.
-
-    Checked up front, for every suite: a mistyped path is refused rather than created and
-    filled by a download (the data layer applies the same rule to ``$BENCH_DATA_DIR``).
-    """
-    if data_dir is None:
-        return
-    from bench.data.paths import DataDirError, check_data_dir
-
-    try:
-        check_data_dir(Path(data_dir).expanduser(), "--data-dir")
-    except DataDirError as e:
-        raise UsageError(str(e)) from None
-
-
 def cmd_ls(what: str) -> int:
     if what == "suites":
         rows = [(name, s.description, ", ".join(s.time_modes), len(s.models)) for name, s in SUITES.items()]
@@ -184,83 +154,40 @@ def cmd_ls(what: str) -> int:
     return 0
 
 
-def make_executor(args: argparse.Namespace, results_dir: Path) -> object:
-    """The executor the command line asks for (:mod:`bench.executors`); UsageError on bad options."""
-    from bench.executors import make_executor as make
-
-    try:
-        return make(args.executor, workers=args.workers, results_dir=results_dir, cluster=args.cluster,
-                    slurm_partition=args.slurm_partition, slurm_time=args.slurm_time,
-                    slurm_gpus_per_node=args.slurm_gpus_per_node, devices=args.devices,
-                    num_nodes=args.num_nodes)  # fmt: skip
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+def executor_options(args: argparse.Namespace) -> ExecutorOptions:
+    """The ``--executor`` and device options as the API's :class:`bench.api.ExecutorOptions`."""
+    return ExecutorOptions(args.executor, args.workers, args.cluster, args.slurm_partition, args.slurm_time,
+                           args.slurm_gpus_per_node, args.devices, args.num_nodes, args.strategy)  # fmt: skip
 
 
-def prepare_suite(args: argparse.Namespace, suite: str, seeds: list[int] | None = None,
-                  time: str | None = None, models: list[str] | None = None) -> tuple[list, object]:  # fmt: skip
-    """The suite's specs (with the trainer options) and the device; UsageError on bad input."""
-    from bench.runner import resolve_device, with_trainer_options
-
-    if time is not None and time not in TIME_MODES:
-        raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
-    try:
-        specs = build_suite(suite, args.profile, seeds, time, models)
-        device = resolve_device(args.device)
-        specs = with_trainer_options(specs, args.devices, args.num_nodes, args.strategy, device.type)
-        return specs, device
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-
-
-def run_and_report(args: argparse.Namespace, suite: str, specs: list, device: object, results_dir: Path,
-                   executor: object, resume: bool = True) -> object:  # fmt: skip
-    """Run ``specs`` into ``results_dir``, print the run table and rebuild the suite's report."""
-    from bench import report as report_mod
+def print_result(result: object, results_dir: Path, suite: str) -> None:
+    """The run table, where the report went, and (on stderr) how many runs failed."""
     from bench.progress import summary_table
-    from bench.runner import global_rank, run_suite
+    from bench.runner import global_rank
 
-    result = run_suite(specs, results_dir, data_dir=args.data_dir, device=device, resume=resume,
-                       title=f"{suite} ({args.profile})", executor=executor)  # fmt: skip
     if global_rank() != 0:  # other DDP ranks: rank 0 reports
-        return result
+        return
     print(summary_table(result.records))
-    try:
-        paths = report_mod.write_report(results_dir, suite, args.profile)
-        print(f"report: {paths[0].parent}")
-    except report_mod.NoRecordsError as e:
-        print(f"report: skipped ({e})")
-    return result
+    if result.report_paths:
+        print(f"report: {result.report_paths[0].parent}")
+    elif result.report_note:
+        print(f"report: skipped ({result.report_note})")
+    if result.failed:
+        print(f"{len(result.failed)} of {len(result.records)} runs failed; see their records and logs in "
+              f"{results_dir / suite}", file=sys.stderr)  # fmt: skip
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.runner import check_data
-
-    specs, device = prepare_suite(args, args.suite, args.seeds, args.time, args.models)
     results_dir = Path(args.results_dir)
-    check_results_dir(results_dir)
-    check_data(specs, args.data_dir)
-    executor = make_executor(args, results_dir)
-    result = run_and_report(args, args.suite, specs, device, results_dir, executor, resume=not args.no_resume)
-    if result.failed:
-        print(f"{len(result.failed)} of {len(result.records)} runs failed; see their records and logs in "
-              f"{results_dir / args.suite}", file=sys.stderr)  # fmt: skip
-        return 1
-    return 0
+    result = api.run(args.suite, profile=args.profile, models=args.models, seeds=args.seeds, time=args.time,
+                     data_dir=args.data_dir, results_dir=results_dir, device=args.device,
+                     resume=not args.no_resume, executor=executor_options(args))  # fmt: skip
+    print_result(result, results_dir, args.suite)
+    return 1 if result.failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import NoRecordsError, write_report
-
-    if args.suite not in SUITES:
-        raise UsageError(f"unknown suite {args.suite!r}; valid suites: {', '.join(SUITES)}")
-    if args.profile is not None and args.profile not in PROFILES:
-        raise UsageError(f"unknown profile {args.profile!r}; valid profiles: {', '.join(PROFILES)}")
-    try:
-        paths = write_report(Path(args.results_dir), args.suite, args.profile)
-    except NoRecordsError as e:
-        raise UsageError(str(e)) from None
-    for p in paths:
+    for p in api.report(args.suite, results_dir=args.results_dir, profile=args.profile):
         print(p)
     return 0
 
@@ -278,11 +205,15 @@ def main(argv: list[str] | None = None) -> int:
             from bench.compare import compare_main
 
             return compare_main(args)
-        check_data_dir_flag(args.data_dir)
+        api.check_data_dir(args.data_dir)
         if args.command == "nightly":
-            from bench.nightly import nightly_main
+            from bench.nightly import nightly
 
-            return nightly_main(args)
+            options = CompareOptions(factor=args.factor, sigmas=args.sigmas, accuracy_floor=args.accuracy_floor / 100,
+                                     fail_on=tuple(args.fail_on))  # fmt: skip
+            return nightly(profile=args.profile, suites=args.suites, results_dir=args.results_dir,
+                           history=args.history, keep=args.keep, data_dir=args.data_dir, device=args.device,
+                           options=options, executor=executor_options(args))  # fmt: skip
         return cmd_run(args)
     except (UsageError, DataUnavailableError, CompareError) as e:
         print(f"bench: error: {e}", file=sys.stderr)

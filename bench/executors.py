@@ -5,7 +5,7 @@ that still have to run and yields ``(index, RunRecord)`` as runs finish; :func:`
 writes each record (atomically, in the parent process, the only writer), so parallel runs never
 write the same file and an interrupted suite resumes the same way whatever ran it.
 
-- :class:`LocalExecutor` (default): one run after the other in this process, with the live
+- :class:`bench.runner.LocalExecutor` (default): one run after the other in this process, with the live
   per-epoch progress.
 - :class:`ProcessesExecutor`: worker processes on this machine (``concurrent.futures`` with the
   ``spawn`` start method: torch is not fork-safe). Each worker is its own one-process pool
@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from bench.records import RunRecord, RunSpec
-from bench.runner import DataUnavailableError, RunContext, execute, failed_record
+from bench.runner import DataUnavailableError, LocalExecutor, RunContext, execute, failed_record
 
 EXECUTORS = ("local", "processes", "submitit")
 CLUSTERS = ("auto", "slurm", "local", "debug")
@@ -86,23 +86,6 @@ def _unpack(spec: RunSpec, result: dict[str, Any]) -> RunRecord:
         raise DataUnavailableError(result["data_error"])
     record = RunRecord.from_dict(result["record"])
     return record if record.spec == spec else failed_record(spec, "worker returned another run's record")
-
-
-# --- in this process ----------------------------------------------------------------------------
-
-
-@dataclass
-class LocalExecutor:
-    """One run after the other in this process (the default), with per-epoch progress."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "local"}
-
-    def run(self, specs: Sequence[RunSpec], ctx: RunContext) -> Finished:
-        for i, spec in enumerate(specs):
-            if ctx.progress is not None:
-                ctx.progress.run_started(spec, spec.train.get("epochs"))
-            yield i, execute(spec, ctx)
 
 
 # --- worker processes on this machine -----------------------------------------------------------

@@ -1,6 +1,6 @@
 """``python -m bench nightly``: the nightly GPU workflow as one command, runnable on any machine.
 
-1. Run the nightly suites (default :data:`bench.cli.NIGHTLY_SUITES`; ``--suites``) into
+1. Run the nightly suites (default :data:`NIGHTLY_SUITES`; ``--suites``) into
    ``--results-dir``, resuming: a night that was interrupted and restarted redoes only what is
    missing. Every suite's data is checked before the first run.
 2. Compare with history: the last ``--keep`` dated result directories under ``--history ROOT``
@@ -18,7 +18,6 @@ On a laptop: ``python -m bench nightly --profile smoke --device cpu --history ni
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import time
@@ -27,10 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cli import UsageError, check_results_dir, make_executor, prepare_suite, run_and_report
+from bench import api
+from bench.api import ExecutorOptions, UsageError
 from bench.compare import CompareError, CompareOptions, ComparisonReport, compare_dirs, history_dirs
 from bench.records import RunRecord, write_atomic
 from bench.suites import SUITES
+
+NIGHTLY_SUITES = ("timescale", "pmnist", "funcapprox", "throughput")
 
 
 @dataclass
@@ -120,36 +122,58 @@ def compare_with_history(
         return None, f"Comparison skipped: {e}"
 
 
-def nightly_main(args: argparse.Namespace) -> int:
-    """``python -m bench nightly`` for parsed arguments; raises UsageError/CompareError on bad input."""
+def nightly(
+    *,
+    profile: str = "paper",
+    suites: Sequence[str] = NIGHTLY_SUITES,
+    results_dir: str | Path | None = None,
+    history: str | Path | None = None,
+    keep: int = 7,
+    data_dir: str | Path | None = None,
+    device: str = "auto",
+    options: CompareOptions | None = None,
+    executor: ExecutorOptions | None = None,
+) -> int:
+    """The nightly job: run ``suites`` (resuming), compare with history, write ``summary.md``.
+
+    Returns the exit code (0 ok, 1 a failed run or a ``fail_on`` regression); raises
+    :class:`bench.api.UsageError` on bad input, before any run.
+    """
     from bench.runner import check_data, global_rank
 
-    unknown = [s for s in args.suites if s not in SUITES]
-    if unknown or not args.suites:
+    unknown = [s for s in suites if s not in SUITES]
+    if unknown or not suites:
         raise UsageError(f"unknown suite {', '.join(map(repr, unknown)) or '(none given)'}; valid suites: {', '.join(SUITES)}")
-    results_dir = results_dir_for(args.results_dir, args.history)
-    options = CompareOptions(factor=args.factor, sigmas=args.sigmas, accuracy_floor=args.accuracy_floor / 100,
-                             fail_on=tuple(args.fail_on), suites=tuple(args.suites))  # fmt: skip
-    plan = [(suite, *prepare_suite(args, suite)) for suite in args.suites]
-    check_results_dir(results_dir)
+    folder = results_dir_for(None if results_dir is None else str(results_dir),
+                             None if history is None else str(history))  # fmt: skip
+    options = options or CompareOptions()
+    options = CompareOptions(options.factor, options.sigmas, options.accuracy_floor, options.fail_on, tuple(suites))
+    plan = [(suite, *api.prepare(suite, profile=profile, device=device, executor=executor)) for suite in suites]
+    api.check_results_dir(folder)
     for _, specs, _ in plan:
-        check_data(specs, args.data_dir)
-    executor = make_executor(args, results_dir)
+        check_data(specs, data_dir)
 
     outcomes = []
-    for suite, specs, device in plan:
+    description: dict[str, Any] = {}
+    for suite, specs, torch_device in plan:
         start = time.perf_counter()
-        result = run_and_report(args, suite, specs, device, results_dir, executor)
+        result = api.run_specs(specs, torch_device, results_dir=folder, data_dir=data_dir, executor=executor,
+                               title=f"{suite} ({profile})", profile=profile)  # fmt: skip
+        description = result.executor
+        if global_rank() == 0:
+            from bench.progress import summary_table
+
+            print(summary_table(result.records))
         outcomes.append(SuiteOutcome(suite, result.records, result.skipped, time.perf_counter() - start))
     if global_rank() != 0:  # other DDP ranks: rank 0 compares and writes the summary
         return 0
 
-    comparison, note = compare_with_history(results_dir, args.history, args.keep, options)
+    comparison, note = compare_with_history(folder, None if history is None else str(history), keep, options)
     if comparison is not None:
-        write_atomic(results_dir / "compare.json", json.dumps(comparison.to_dict(), indent=2, default=str))
-    text = summary_markdown(args.profile, results_dir, outcomes, comparison, note, executor.describe())
-    write_atomic(results_dir / "summary.md", text)
+        write_atomic(folder / "compare.json", json.dumps(comparison.to_dict(), indent=2, default=str))
+    text = summary_markdown(profile, folder, outcomes, comparison, note, description)
+    write_atomic(folder / "summary.md", text)
     print(text, end="")
-    print(f"summary: {results_dir / 'summary.md'}")
+    print(f"summary: {folder / 'summary.md'}")
     failed = any(o.failed for o in outcomes)
     return 1 if failed or (comparison is not None and comparison.exit_code() != 0) else 0

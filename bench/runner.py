@@ -317,10 +317,32 @@ def finished(spec: RunSpec, results_dir: str | Path) -> RunRecord | None:
         return None  # cannot name it (model does not import): run it and record why
 
 
+class LocalExecutor:
+    """One run after the other in this process (the default executor), with per-epoch progress.
+
+    The other executors (worker processes, submitit jobs) are in :mod:`bench.executors`.
+    """
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "local"}
+
+    def run(self, specs: Sequence[RunSpec], ctx: RunContext) -> Iterator[tuple[int, RunRecord]]:
+        for i, spec in enumerate(specs):
+            if ctx.progress is not None:
+                ctx.progress.run_started(spec, spec.train.get("epochs"))
+            yield i, execute(spec, ctx)
+
+
 @dataclass
 class SuiteResult:
+    """A suite's records (resumed and new, in spec order), how many were resumed, and what the
+    API filled in after the run: the executor, the report's files (or why there is none)."""
+
     records: list[RunRecord]
     skipped: int
+    executor: dict[str, Any] = dataclasses.field(default_factory=dict)
+    report_paths: list[Path] = dataclasses.field(default_factory=list)
+    report_note: str | None = None
 
     @property
     def failed(self) -> list[RunRecord]:
@@ -340,13 +362,11 @@ def run_suite(
 ) -> SuiteResult:
     """Run every spec; with ``resume``, specs whose record finished ``ok`` are skipped.
 
-    ``executor`` (see :mod:`bench.executors`; default: one run after the other in this process)
+    ``executor`` (:class:`LocalExecutor`, the default, or one of :mod:`bench.executors`)
     runs the remaining specs and hands back their records; this function writes each one as it
     arrives (atomically, global rank 0 only), so an interrupted suite resumes the same way
     whatever executed it. Records come back in spec order.
     """
-    from bench.executors import LocalExecutor
-
     executor = executor if executor is not None else LocalExecutor()
     device = torch.device(device)
     for spec in specs:  # bad settings fail before any run, with one line naming the key

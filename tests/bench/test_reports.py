@@ -6,7 +6,7 @@ import pytest
 
 from bench import records
 from bench.records import RunRecord, RunSpec
-from bench.report import NoRecordsError, write_report
+from bench.reports import NoRecordsError, write_report
 
 
 def _ct_record(model, condition, seed, acc, time="index", status="ok", profile="quick"):

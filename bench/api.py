@@ -1,0 +1,232 @@
+"""hippo-bench as a library: what ``python -m bench`` runs, as typed functions for notebooks.
+
+    import bench
+
+    result = bench.run("timescale", profile="smoke", models=["hippo-legs", "lstm"],
+                       data_dir="../shared/data", results_dir="my-results")
+    frame = bench.load_results("my-results", "timescale")   # one row per run
+    frame.groupby(["model", "condition"])["test_acc"].mean()
+    bench.report("timescale", results_dir="my-results")     # tables and plots
+
+The command line (:mod:`bench.cli`) and the nightly command (:mod:`bench.nightly`) are thin
+layers over :func:`run`, :func:`prepare` and :func:`report`. Bad input raises
+:class:`UsageError` with one line saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import records
+from bench.suites import PROFILES, SUITES, TIME_MODES, build_suite
+
+
+class UsageError(ValueError):
+    """Bad input (unknown suite, model, profile, unwritable folder, ...): one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """Where the runs execute (:mod:`bench.executors`) and how one run trains on devices."""
+
+    kind: str = "local"  # local | processes | submitit
+    workers: int | None = None
+    cluster: str = "auto"
+    slurm_partition: str | None = None
+    slurm_time: int = 60
+    slurm_gpus_per_node: int | None = None
+    devices: int = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. setup= for tests
+
+    def build(self, results_dir: Path) -> Any:
+        from bench.executors import make_executor
+
+        try:
+            return make_executor(self.kind, workers=self.workers, results_dir=results_dir, cluster=self.cluster,
+                                 slurm_partition=self.slurm_partition, slurm_time=self.slurm_time,
+                                 slurm_gpus_per_node=self.slurm_gpus_per_node, devices=self.devices,
+                                 num_nodes=self.num_nodes, **self.extra)  # fmt: skip
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+
+def prepare(
+    suite: str,
+    *,
+    profile: str = "quick",
+    seeds: Sequence[int] | None = None,
+    time: str | None = None,
+    models: Sequence[str] | None = None,
+    device: str = "auto",
+    executor: ExecutorOptions | None = None,
+) -> tuple[list[records.RunSpec], Any]:
+    """The suite's run specs (with the device and trainer options) and the torch device."""
+    from bench.runner import resolve_device, with_trainer_options
+
+    options = executor or ExecutorOptions()
+    if time is not None and time not in TIME_MODES:
+        raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
+    try:
+        specs = build_suite(suite, profile, seeds, time, models)
+        torch_device = resolve_device(device)
+        specs = with_trainer_options(specs, options.devices, options.num_nodes, options.strategy,
+                                     torch_device.type)  # fmt: skip
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return specs, torch_device
+
+
+def check_results_dir(path: Path) -> None:
+    """Create ``path`` and write a probe file, so an unwritable directory fails before any run."""
+    probe = path / ".bench-write-probe"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"results directory {str(path)!r} is not writable: {e.strerror or e}") from None
+
+
+def check_data_dir(data_dir: str | Path | None, flag: str = "--data-dir") -> None:
+    """A named data directory must be an existing folder (a typo is refused, not created)."""
+    if data_dir is None:
+        return
+    from bench.data.paths import DataDirError
+    from bench.data.paths import check_data_dir as check
+
+    try:
+        check(Path(data_dir).expanduser(), flag)
+    except DataDirError as e:
+        raise UsageError(str(e)) from None
+
+
+def run_specs(
+    specs: Sequence[records.RunSpec],
+    torch_device: Any,
+    *,
+    results_dir: str | Path = "results",
+    data_dir: str | Path | None = None,
+    resume: bool = True,
+    executor: ExecutorOptions | None = None,
+    title: str = "suite",
+    interactive: bool | None = None,
+    write_report: bool = True,
+    profile: str | None = None,
+) -> Any:
+    """Run prepared specs (data checked first), write their records, then the suite's report."""
+    from bench.runner import check_data, global_rank, run_suite
+
+    results_dir = Path(results_dir)
+    check_results_dir(results_dir)
+    check_data(specs, data_dir)
+    built = (executor or ExecutorOptions()).build(results_dir)
+    result = run_suite(specs, results_dir, data_dir=data_dir, device=torch_device, resume=resume,
+                       title=title, executor=built, interactive=interactive)  # fmt: skip
+    result.executor = built.describe()
+    if write_report and global_rank() == 0 and specs:
+        from bench import reports as report_module
+
+        try:
+            result.report_paths = report_module.write_report(results_dir, specs[0].suite, profile)
+        except report_module.NoRecordsError as e:
+            result.report_note = str(e)
+    return result
+
+
+def run(
+    suite: str,
+    *,
+    profile: str = "quick",
+    models: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    time: str | None = None,
+    data_dir: str | Path | None = None,
+    results_dir: str | Path = "results",
+    device: str = "auto",
+    resume: bool = True,
+    executor: str | ExecutorOptions = "local",
+    workers: int | None = None,
+    interactive: bool | None = None,
+    report: bool = True,
+) -> Any:
+    """Run ``suite`` under ``profile`` and return its :class:`bench.runner.SuiteResult`.
+
+    Finished runs (their record is ``ok``) are skipped unless ``resume=False``; each run writes
+    one record under ``results_dir/suite/records``; the report is rebuilt at the end
+    (``result.report_paths``). ``models`` takes any registered model (default: the suite's list),
+    ``time`` is ``"index"`` or ``"physical"`` (default: the suite's). ``executor`` is ``"local"``,
+    ``"processes"`` (with ``workers``) or ``"submitit"``, or an :class:`ExecutorOptions`.
+    """
+    check_data_dir(data_dir, "data_dir")
+    options = executor if isinstance(executor, ExecutorOptions) else ExecutorOptions(executor, workers)
+    specs, torch_device = prepare(suite, profile=profile, seeds=seeds, time=time, models=models, device=device,
+                                  executor=options)  # fmt: skip
+    return run_specs(specs, torch_device, results_dir=results_dir, data_dir=data_dir, resume=resume,
+                     executor=options, title=f"{suite} ({profile})", interactive=interactive,
+                     write_report=report, profile=profile)  # fmt: skip
+
+
+def report(suite: str, *, results_dir: str | Path = "results", profile: str | None = None) -> list[Path]:
+    """Rebuild ``table.md``, ``table.tex`` and the plots of ``suite`` from its records alone."""
+    from bench.reports import NoRecordsError, write_report
+
+    if suite not in SUITES:
+        raise UsageError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITES)}")
+    if profile is not None and profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
+    try:
+        return write_report(Path(results_dir), suite, profile)
+    except NoRecordsError as e:
+        raise UsageError(str(e)) from None
+
+
+def load_results(results_dir: str | Path = "results", suite: str | None = None) -> Any:
+    """Every record under ``results_dir`` (or of one ``suite``) as a ``pandas.DataFrame``.
+
+    One row per record: ``id``, ``status``, ``error``, ``code_version``, the spec (``suite``,
+    ``task``, ``dataset``, ``condition``, ``model``, ``seed``, ``profile``), ``data.*`` (the data
+    protocol), ``train.*`` (the effective training settings), ``model.*`` (the model's resolved
+    configuration), the metrics (numeric: ``test_acc``, ``test_acc_eval_selected``, ``mse``, ...),
+    ``rate.<r>`` (test accuracy at rate ``r``), ``throughput.*``, ``env.*``, ``num_parameters``,
+    ``train_seconds``, ``peak_memory_bytes``, ``started_at`` and ``finished_at``.
+    """
+    import pandas as pd
+
+    root = Path(results_dir)
+    if suite is not None:
+        suites = [suite]
+    elif root.is_dir():
+        suites = sorted(p.name for p in root.iterdir() if (p / "records").is_dir())
+    else:
+        suites = []
+    rows = [_flat(r) for name in suites for r in records.load_records(root, name)]
+    frame = pd.DataFrame(rows)
+    for column in frame.columns:  # metric columns numeric where every value is a number or missing
+        if frame[column].map(lambda v: v is None or isinstance(v, int | float)).all():
+            frame[column] = pd.to_numeric(frame[column])
+    return frame
+
+
+def _flat(record: records.RunRecord) -> dict[str, Any]:
+    s = record.spec
+    row: dict[str, Any] = {
+        "id": record.id, "status": record.status, "error": record.error, "code_version": record.code_version,
+        "suite": s.suite, "task": s.task, "dataset": s.dataset, "condition": s.condition, "model": s.model,
+        "seed": s.seed, "profile": s.profile,
+    }  # fmt: skip
+    row.update({f"data.{k}": v for k, v in s.data.items()})
+    row.update({f"train.{k}": v for k, v in s.train.items()})
+    row.update({f"model.{k}": v for k, v in {**(record.model_config or {}), **s.model_args}.items()})
+    row.update({k: v for k, v in record.metrics.items() if not isinstance(v, dict | list)})
+    row.update({f"rate.{k}": v for k, v in (record.rate_curve or {}).items()})
+    row.update({f"throughput.{k}": v for k, v in (record.throughput or {}).items()})
+    row.update({f"env.{k}": v for k, v in (record.environment or {}).items() if not isinstance(v, dict)})
+    for key in ("num_parameters", "train_seconds", "peak_memory_bytes", "started_at", "finished_at"):
+        row[key] = getattr(record, key)
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
