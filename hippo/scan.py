@@ -5,7 +5,12 @@ Per batch b, channel d, state n and step k, with input-dependent ``delta``, ``B`
     x[b,d,n,k] = exp(delta[b,d,k] A[d,n]) x[b,d,n,k-1] + delta[b,d,k] B[b,n,k] u[b,d,k]
     y[b,d,k]   = sum_n C[b,n,k] x[b,d,n,k]
 
-ZOH on A, Euler on B (``delta B u``), from ``x = 0``. Shapes: ``u``, ``delta`` (Bt, D, L);
+ZOH on A, Euler on B (``delta B u``), from ``x = 0``. With ``zoh_b=True`` B is held
+exactly too: ``delta B u`` becomes ``(exp(delta A) - 1) / A * B u`` (= ``delta phi(delta A) B u``,
+``phi(z) = (e^z - 1)/z``). Euler's steady-state gain ``delta / (1 - exp(delta A))`` tends to
+ZOH's ``-1/A`` only when ``delta |A| << 1``: for fast modes it depends on the step, so a
+sampling-rate change alters the response even with delta rescaled (measured in
+tests/bench/test_deep_ssm.py). Shapes: ``u``, ``delta`` (Bt, D, L);
 ``A`` (D, N) real (negative); ``B``, ``C`` (Bt, N, L). Returns ``y`` (Bt, D, L) (and the last
 state (Bt, D, N) with ``return_state=True``).
 
@@ -42,7 +47,7 @@ def _check(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
 
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
                    mode: str = "chunked", chunk: int = 32, state: Tensor | None = None,
-                   return_state: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                   return_state: bool = False, zoh_b: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """The selective scan (module docstring). ``state`` (Bt, D, N): start from it, not 0."""
     if mode not in SCANS:
         raise ValueError(f"unknown scan {mode!r}; valid: {', '.join(SCANS)}")
@@ -52,28 +57,36 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
     Bt, D, L = u.shape
     x = u.new_zeros(Bt, D, A.shape[-1]) if state is None else state
     if mode == "sequential":
-        y, x = _sequential(u, delta, A, B, C, x)
+        y, x = _sequential(u, delta, A, B, C, x, zoh_b)
     else:
-        y, x = _chunked(u, delta, A, B, C, x, chunk)
+        y, x = _chunked(u, delta, A, B, C, x, chunk, zoh_b)
     return (y, x) if return_state else y
 
 
-def selective_step(x: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor
-                   ) -> tuple[Tensor, Tensor]:
+def _phi(z: Tensor) -> Tensor:
+    """(e^z - 1) / z, 1 at z = 0."""
+    small = z.abs() < 1e-6
+    return torch.where(small, 1 + z / 2, torch.expm1(z) / torch.where(small, 1.0, z))
+
+
+def selective_step(x: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                   zoh_b: bool = False) -> tuple[Tensor, Tensor]:
     """One step: x (Bt, D, N), u and delta (Bt, D), B and C (Bt, N) -> (y (Bt, D), new x)."""
-    x = torch.exp(delta[..., None] * A) * x + (delta * u)[..., None] * B[:, None, :]
+    dA = delta[..., None] * A
+    inp = (delta * u)[..., None] * B[:, None, :]
+    x = torch.exp(dA) * x + (inp * _phi(dA) if zoh_b else inp)
     return (x * C[:, None, :]).sum(-1), x
 
 
-def _sequential(u, delta, A, B, C, x):
+def _sequential(u, delta, A, B, C, x, zoh_b):
     ys = []
     for k in range(u.shape[-1]):
-        y, x = selective_step(x, u[..., k], delta[..., k], A, B[..., k], C[..., k])
+        y, x = selective_step(x, u[..., k], delta[..., k], A, B[..., k], C[..., k], zoh_b)
         ys.append(y)
     return torch.stack(ys, dim=-1), x
 
 
-def _chunked(u, delta, A, B, C, x, chunk):
+def _chunked(u, delta, A, B, C, x, chunk, zoh_b):
     L = u.shape[-1]
     Bt_ = B.transpose(1, 2)  # (Bt, L, N)
     Ct_ = C.transpose(1, 2)
@@ -82,8 +95,11 @@ def _chunked(u, delta, A, B, C, x, chunk):
     for s in range(0, L, chunk):
         e = min(L, s + chunk)
         # log-decays and inputs of the chunk: (Bt, D, T, N)
-        S = torch.cumsum(delta[..., s:e, None] * A[:, None, :], dim=2)
+        dA = delta[..., s:e, None] * A[:, None, :]
+        S = torch.cumsum(dA, dim=2)
         h = du[..., s:e, None] * Bt_[:, None, s:e]
+        if zoh_b:
+            h = h * _phi(dA)
         T = e - s
         off = 1
         while off < T:  # h[k] <- h[k] + exp(S_k - S_{k-off}) h[k-off] (Hillis-Steele)

@@ -241,8 +241,9 @@ class MambaMixer(nn.Module):
     """Mamba block (``mamba_simple``) with a pure-torch selective scan (module docstring)."""
 
     def __init__(self, H: int, N: int, *, expand: int, d_conv: int, dt_min: float,
-                 dt_max: float, scan: str, chunk: int, dropout: float):
+                 dt_max: float, scan: str, chunk: int, dropout: float, b_method: str = "euler"):
         super().__init__()
+        self.zoh_b = b_method == "zoh"
         Di = expand * H
         self.d_inner, self.d_conv, self.scan, self.chunk = Di, d_conv, scan, chunk
         self.dt_rank = math.ceil(H / 16)
@@ -279,7 +280,7 @@ class MambaMixer(nn.Module):
         delta, Bm, Cm = self._delta_bc(x.transpose(1, 2), mult)
         A = -torch.exp(self.A_log)
         y = selective_scan(x, delta.transpose(1, 2), A, Bm.transpose(1, 2), Cm.transpose(1, 2),
-                           mode=self.scan, chunk=self.chunk)
+                           mode=self.scan, chunk=self.chunk, zoh_b=self.zoh_b)
         y = (y + x * self.D[:, None]).transpose(1, 2) * F.silu(z)
         return self.out_proj(self.dropout(y))
 
@@ -293,7 +294,7 @@ class MambaMixer(nn.Module):
         window = torch.cat([state["conv"], x[..., None]], dim=-1)  # (B, Di, d_conv)
         x = F.silu((window * self.conv.weight[:, 0]).sum(-1) + self.conv.bias)
         delta, Bm, Cm = self._delta_bc(x, mult)
-        y, s = selective_step(state["x"], x, delta, -torch.exp(self.A_log), Bm, Cm)
+        y, s = selective_step(state["x"], x, delta, -torch.exp(self.A_log), Bm, Cm, self.zoh_b)
         y = (y + x * self.D) * F.silu(z)
         return self.out_proj(y), {"conv": window[..., 1:], "x": s}
 
@@ -461,26 +462,30 @@ class LSSLClassifier(_DeepSSM):
 
 class MambaClassifier(_DeepSSM):
     """Mamba-style selective SSM (module docstring): ``state_size`` d_state (16), ``expand``
-    2, ``d_conv`` 4; ``scan`` chunked (default) or sequential (the reference loop)."""
+    2, ``d_conv`` 4; ``scan`` chunked (default) or sequential (the reference loop);
+    ``b_method`` euler (default, as Mamba: ``delta B u``) or zoh (``(exp(delta A) - 1)/A B u``,
+    which keeps fast modes' gain independent of the step: see :mod:`hippo.scan`)."""
 
     def __init__(self, num_inputs: int, num_classes: int, hidden_size: int = 128, *,
                  n_layers: int = 4, state_size: int = 16, dropout: float = 0.1,
                  prenorm: bool = True, readout: str = "mean", time_unit: float = 1.0,
                  expand: int = 2, d_conv: int = 4, scan: str = "chunked", chunk: int = 32,
-                 dt_min: float = 1e-3, dt_max: float = 1e-1):
+                 b_method: str = "euler", dt_min: float = 1e-3, dt_max: float = 1e-1):
         super().__init__()
         check_sizes("MambaClassifier", state_size=state_size, expand=expand, d_conv=d_conv,
                     chunk=chunk)
         if scan not in SCANS:
             raise ValueError(f"MambaClassifier: scan must be one of {SCANS}, got {scan!r}")
+        if b_method not in ("euler", "zoh"):
+            raise ValueError(f"MambaClassifier: b_method must be euler or zoh, got {b_method!r}")
         _check_dt_range("MambaClassifier", dt_min, dt_max)
         self._build_body(num_inputs, num_classes, hidden_size, n_layers, dropout, prenorm,
                          readout, time_unit, lambda: MambaMixer(
                              hidden_size, state_size, expand=expand, d_conv=d_conv,
                              dt_min=dt_min, dt_max=dt_max, scan=scan, chunk=chunk,
-                             dropout=0.0))
+                             dropout=0.0, b_method=b_method))
         self.config.update(family="mamba", state_size=state_size, expand=expand,
-                           d_conv=d_conv, scan=scan, chunk=chunk, A="s4d-real",
+                           d_conv=d_conv, scan=scan, chunk=chunk, A="s4d-real", b_method=b_method,
                            dt_min=dt_min, dt_max=dt_max)
 
 
