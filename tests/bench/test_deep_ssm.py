@@ -211,3 +211,38 @@ def test_configure_optimizers_groups_and_cosine(name, expected):
     small = create_model(name, 3, 5, hidden_size=8, n_layers=1)
     low = small.configure_optimizers(lr=1e-4, weight_decay=0.0, total_steps=1)["optimizer"]
     assert low.param_groups[1]["lr"] == 1e-4  # min(lr, 1e-3)
+
+
+# ---- step mode of the recurrent models -------------------------------------------------------
+@pytest.mark.parametrize("name,kw", [
+    ("hippo-legs", {}), ("hippo-legs", {"timestamped": True}), ("hippo-legt", {}),
+    ("lstm", {}), ("gru", {}), ("lmu", {}),
+])
+def test_recurrent_models_step_equals_forward(name, kw):
+    torch.manual_seed(0)
+    model = create_model(name, 3, 5, hidden_size=8, **kw).double().eval()
+    v, t = _signal(25, 200.0, B=3)
+    batch = _batch(v.double(), t.double() + 0.005)  # timestamped LegS needs t > 0
+    with torch.no_grad():
+        state = model.init_state(3, torch.device("cpu"), torch.float64)
+        for i in range(25):
+            logits, state = model.step(batch.values[:, i], batch.times[:, i], state)
+        torch.testing.assert_close(logits, model(batch), rtol=1e-7, atol=1e-9)
+
+
+def test_measure_streaming_reports_rates_and_constant_state():
+    from bench.throughput import measure_streaming
+
+    torch.manual_seed(0)
+    model = create_model("s4d", 3, 5, hidden_size=8, n_layers=2, state_size=4)
+    v, t = _signal(12, 200.0, B=2)
+    before = {k: p.clone() for k, p in model.state_dict().items()}
+    out = measure_streaming(model, _batch(v, t), torch.device("cpu"), warmup=0, iters=2)
+    assert out["stream_steps_per_s"] == pytest.approx(out["stream_samples_per_s"] * 12)
+    # S4D state: per layer (B, H, N/2) complex64, the (B, H) float32 running sum, t0 (B,) f64
+    expected = 2 * (2 * 8 * 2 * 8) + 2 * 8 * 4 + 2 * 8
+    assert out["state_bytes"] == out["state_bytes_first_step"] == expected
+    assert all(torch.equal(before[k], p) for k, p in model.state_dict().items())
+    with pytest.raises(TypeError, match="no streaming"):
+        measure_streaming(create_model("gru-d", 3, 5, hidden_size=4), _batch(v, t),
+                          torch.device("cpu"))
