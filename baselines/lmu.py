@@ -120,6 +120,23 @@ class LMU(nn.Module):
             outputs.append(h)
         return self.classifier(last_valid(torch.stack(outputs, dim=1), batch.lengths))
 
+    # -- streaming: the loop body of forward, one step at a time
+    def init_state(self, batch_size: int, device=None, dtype=torch.float32
+                   ) -> tuple[Tensor, Tensor]:
+        """Zero ``(h (B, H), m (B, N))``."""
+        h = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+        return h, torch.zeros(batch_size, self.memory_order, device=device, dtype=dtype)
+
+    def step(self, values_t: Tensor, times_t: Tensor, state: tuple[Tensor, Tensor]
+             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Read ``values_t`` (B, C) (times unused: index time): (logits, new (h, m))."""
+        h, m = state
+        u = values_t @ self.e_x + h @ self.e_h + m @ self.e_m
+        m = m @ self.Ad.T + u[:, None] * self.Bd
+        h = torch.tanh(F.linear(values_t, self.W_x) + F.linear(h, self.W_h)
+                       + F.linear(m, self.W_m))
+        return self.classifier(h), (h, m)
+
 
 def _drop_fixed_matrices(module, state_dict, prefix, *args) -> None:
     """Load-state-dict pre-hook: ignore ``Ad``/``Bd`` in checkpoints saved when they were

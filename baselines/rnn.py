@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from bench.data.batch import SequenceBatch
@@ -53,6 +54,18 @@ class _TorchRNNClassifier(nn.Module):
     def forward(self, batch: SequenceBatch) -> Tensor:
         outputs, _ = self.rnn(batch.values)  # (B, L, H)
         return self.classifier(last_valid(outputs, batch.lengths))
+
+    # -- streaming: the torch.nn layer on one step, carrying its (h[, c]) state
+    def init_state(self, batch_size: int, device=None, dtype=torch.float32):
+        """Zero state: ``h`` (num_layers, B, H), plus ``c`` for the LSTM (a tuple)."""
+        h = torch.zeros(self.rnn.num_layers, batch_size, self.rnn.hidden_size, device=device,
+                        dtype=dtype)
+        return (h, torch.zeros_like(h)) if isinstance(self.rnn, nn.LSTM) else h
+
+    def step(self, values_t: Tensor, times_t: Tensor, state):
+        """Read ``values_t`` (B, C) (times unused): (logits (B, K), new state)."""
+        out, state = self.rnn(values_t[:, None], state)
+        return self.classifier(out[:, 0]), state
 
 
 class LSTMClassifier(_TorchRNNClassifier):

@@ -7,6 +7,9 @@ Pure torch. Public API:
 - :func:`legs_init`, :func:`legs_step`, :func:`legs_step_dense` -- the time-varying LegS update.
 - :func:`project` -- the memory of a whole sequence; :func:`reconstruct` -- the history back.
 - :mod:`hippo.funcapprox` -- online function approximation (``approximate_function``).
+- :mod:`hippo.fftconv` -- the causal FFT convolution (``causal_conv``), one implementation.
+- :mod:`hippo.ssm` -- deep-SSM kernels: S4D inits, diagonal and dense (LSSL) kernels, steps.
+- :mod:`hippo.scan` -- Mamba's selective scan (sequential reference and chunked).
 """
 
 from hippo.discretize import METHODS, discretize, lti_step

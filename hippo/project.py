@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import torch
 
+from hippo import fftconv
 from hippo._ext import cpp_available  # noqa: F401  (re-exported; tests, funcapprox)
 from hippo._ext import load as _load_cpp
 from hippo.discretize import check_dt, discretize, method_alpha
@@ -114,41 +115,18 @@ def _lti_kernel_fft(measure, N, dt, method, alpha, params, L, dtype=torch.comple
     return torch.fft.rfft(K.T.contiguous(), n=2 * L, dim=-1).to(dtype=dtype, device=device)
 
 
-# Working set of one block of the CPU FFT convolution (spectra + inverse transforms): a few MiB,
-# so a block stays in the caches (2 MiB L2 per core, 32 MiB L3 on the reference machine). One
-# (N, 2L) transform of the whole memory would stream three arrays of N * 2L doubles through
-# main memory (and, freshly allocated each call, page-fault them in): 4x slower at N = 256,
-# L = 4096 than the transforms themselves.
-FFT_BLOCK_BYTES = 4 << 20
+# CPU block size of the FFT convolution (hippo.fftconv, where the reason is explained); read
+# at call time, so it can be changed here.
+FFT_BLOCK_BYTES = fftconv.FFT_BLOCK_BYTES
 
 
 def _causal_conv_fft(f: torch.Tensor, kernel_fft: torch.Tensor, L: int) -> torch.Tensor:
-    """Causal convolution of signals with N kernels, via FFTs of length 2L.
-
-    ``f`` (B, L) real; ``kernel_fft`` (N, L+1) complex, the rfft of each length-L kernel
-    zero-padded to 2L (so the circular convolution is the causal one). Returns (B, L, N) with
-    ``out[b, k, n] = sum_{m<=k} K_n[m] f[b, k-m]``, a transposed view of a (B, N, L) tensor. On
-    CPU the B * N inverse transforms run in blocks of about ``FFT_BLOCK_BYTES`` (see there),
-    joined with ``torch.cat`` (not written into a preallocated tensor: in backward every such
-    slice write would copy the whole gradient); on other devices in one call.
-    """
-    B, N, n = f.shape[0], kernel_fft.shape[0], 2 * L
-    if B == 0:
-        return f.new_zeros(0, N, L).transpose(1, 2)
-    spectrum = torch.fft.rfft(f, n=n, dim=-1)  # (B, L+1)
-    signals, channels = B, N
-    if f.device.type == "cpu":
-        per_block = FFT_BLOCK_BYTES // ((L + 1) * kernel_fft.element_size() + n * f.element_size())
-        signals, channels = max(1, per_block // N), max(1, min(per_block, N))
-    rows = []  # one per group of signals, each joined as soon as it is done (bounded memory)
-    for b in range(0, B, signals):
-        row = [
-            torch.fft.irfft(spectrum[b:b + signals, None, :] * kernel_fft[s:s + channels], n=n,
-                            dim=-1)[..., :L]
-            for s in range(0, N, channels)
-        ]
-        rows.append(torch.cat(row, dim=1) if len(row) > 1 else row[0])
-    return (torch.cat(rows, dim=0) if len(rows) > 1 else rows[0]).transpose(1, 2)
+    """Causal convolution of signals ``f`` (B, L) with N kernels given by their spectra
+    ``kernel_fft`` (N, L+1) (rfft at n = 2L): (B, L, N), a transposed view of (B, N, L), with
+    ``out[b, k, n] = sum_{m<=k} K_n[m] f[b, k-m]``. One implementation:
+    :func:`hippo.fftconv.causal_conv_fft` (blocked inverse transforms on CPU)."""
+    out = fftconv.causal_conv_fft(f[:, None, :], kernel_fft, block_bytes=FFT_BLOCK_BYTES)
+    return out.transpose(1, 2)
 
 
 @lru_cache(maxsize=4)

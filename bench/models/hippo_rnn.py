@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
 
 from bench.data.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
-from hippo.nn import HiPPORNN
+from hippo.nn import HiPPORNN, HiPPOState
 
 
 class HiPPOClassifier(nn.Module):
@@ -94,3 +95,17 @@ class HiPPOClassifier(nn.Module):
         times = batch.times[:, :steps] if self.rnn.cell.timestamped else None
         outputs = self.rnn(batch.values[:, :steps], times)  # (B, steps, H)
         return self.classifier(last_valid(outputs, batch.lengths))
+
+    # -- streaming: one step at a time (HiPPOCell.forward_step; same math as forward)
+    def init_state(self, batch_size: int, device=None, dtype=torch.float32) -> HiPPOState:
+        """Zero hidden state and memory for streaming with :meth:`step`."""
+        like = torch.empty(0, device=device, dtype=dtype)
+        return self.rnn.cell.initial_state(batch_size, like=like)
+
+    def step(self, values_t: Tensor, times_t: Tensor, state: HiPPOState
+             ) -> tuple[Tensor, HiPPOState]:
+        """Read ``values_t`` (B, C) at ``times_t`` (B,) (used when timestamped): the logits
+        ``forward`` gives for the sequence ending here, and the new state."""
+        cell = self.rnn.cell
+        h, state = cell.forward_step(values_t, state, times_t if cell.timestamped else None)
+        return self.classifier(h), state

@@ -104,3 +104,8 @@ register_model("gru-d", "baselines.gru_d:GRUD", "GRU-D (Che et al. 2018): decays
 register_model("ode-rnn", "baselines.ode_rnn:ODERNN", "ODE-RNN (Rubanova et al. 2019): rk4 ODE between observations, GRU at them")
 register_model("ncde", "baselines.ncde:NeuralCDE", "Neural CDE (Kidger et al. 2020): Hermite cubic path, rk4 cdeint")
 register_model("lmu", "baselines.lmu:LMU", "LMU (Voelker et al. 2019): Legendre memory, ZOH, explicit theta")
+_DEEP_SSM = "bench.models.deep_ssm"
+register_model("s4d", f"{_DEEP_SSM}:S4DClassifier", "S4D (diagonal SSM, S4D-LegS init), 4 layers, FFT convolution", init="legs")
+register_model("s4d-lin", f"{_DEEP_SSM}:S4DClassifier", "S4D with S4D-Lin init (-1/2 + i pi n)", init="lin")
+register_model("lssl", f"{_DEEP_SSM}:LSSLClassifier", "LSSL, fixed HiPPO-LegS A (learned dt, C, D), dense kernel")
+register_model("mamba", f"{_DEEP_SSM}:MambaClassifier", "Mamba-style selective SSM (S4D-Real A, chunked pure-torch scan)")

@@ -9,11 +9,12 @@ from bench.models import create_model, get_model_entry, list_models, model_param
 
 HIPPO = ["hippo-legs", "hippo-legs-ts", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt", "hippo-fout"]
 BASELINES = ["lstm", "gru", "gru-d", "ode-rnn", "ncde", "lmu"]
+DEEP_SSM = ["s4d", "s4d-lin", "lssl", "mamba"]
 
 
 def test_list_models_contents() -> None:
     names = list_models()
-    assert names == HIPPO + BASELINES
+    assert names == HIPPO + BASELINES + DEEP_SSM
     assert len(set(names)) == len(names)
 
 

@@ -1,0 +1,95 @@
+"""Deep-SSM speed (pytest-benchmark; run with -m benchmark --benchmark-enable):
+
+- the S4D layer's two forms at L = 784 (sequential MNIST length), d_model 128, N = 64, batch
+  16: the FFT convolution with its Vandermonde kernel (kernel included) against its own
+  recurrence (one diag_step per element);
+- the training step (forward + backward + Adam) of ``s4d`` (4 layers, d_model 128) against
+  ``lstm`` (hidden 256) at the CharacterTrajectories size: batch 100, length 182, 3 channels,
+  20 classes (random data: speed does not depend on the values).
+
+Each pair shares a pytest-benchmark group, so the table shows them side by side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.data import SequenceBatch
+from bench.models import create_model
+from hippo.fftconv import causal_conv
+from hippo.ssm import diag_discretize, diag_kernel, diag_output, diag_step, s4d_init
+
+pytestmark = pytest.mark.benchmark
+
+H, N, L_MNIST, B_MNIST = 128, 64, 784, 16
+B, L, C, K = 100, 182, 3, 20
+
+
+def _s4d_params():
+    g = torch.Generator().manual_seed(0)
+    A, Bv = s4d_init("legs", N)
+    A = A.to(torch.complex64).expand(H, -1)
+    Bv = Bv.to(torch.complex64).expand(H, -1)
+    Cv = torch.randn(H, N // 2, dtype=torch.complex64, generator=g)
+    dt = torch.exp(torch.rand(H, generator=g) * math.log(100) + math.log(1e-3))
+    u = torch.randn(B_MNIST, H, L_MNIST, generator=g)
+    return A, Bv, Cv, dt, u
+
+
+@pytest.mark.parametrize("form", ["fft_conv", "recurrence"])
+def test_s4d_layer_conv_vs_recurrence(benchmark, form):
+    benchmark.group = f"S4D layer: H {H}, N {N}, L {L_MNIST}, batch {B_MNIST}"
+    A, Bv, Cv, dt, u = _s4d_params()
+
+    def conv():
+        return causal_conv(u, diag_kernel(A, Bv, Cv, dt, L_MNIST))
+
+    def rec():
+        Abar, Bbar, _ = diag_discretize(A, Bv, dt)
+        x = torch.zeros(B_MNIST, H, N // 2, dtype=torch.complex64)
+        ys = []
+        for k in range(L_MNIST):
+            x = diag_step(x, u[..., k], Abar, Bbar)
+            ys.append(diag_output(x, Cv))
+        return torch.stack(ys, -1)
+
+    with torch.no_grad():
+        y = benchmark.pedantic(conv if form == "fft_conv" else rec, rounds=5, iterations=1,
+                               warmup_rounds=1)
+    assert y.shape == (B_MNIST, H, L_MNIST)
+    benchmark.extra_info["steps_per_s"] = B_MNIST * L_MNIST / benchmark.stats.stats.median
+
+
+def _batch() -> SequenceBatch:
+    g = torch.Generator().manual_seed(0)
+    return SequenceBatch(
+        values=torch.randn(B, L, C, generator=g),
+        times=torch.arange(L, dtype=torch.float32).expand(B, L).contiguous(),
+        mask=torch.ones(B, L, C, dtype=torch.bool),
+        lengths=torch.full((B,), L),
+        labels=torch.randint(0, K, (B,), generator=g),
+    )
+
+
+@pytest.mark.parametrize("name,hidden", [("s4d", 128), ("lstm", 256)])
+def test_train_step_s4d_vs_lstm(benchmark, name, hidden):
+    benchmark.group = f"train step: batch {B}, length {L} (s4d 4x128, lstm 256)"
+    torch.manual_seed(0)
+    model = create_model(name, C, K, hidden_size=hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = _batch()
+
+    def step() -> float:
+        loss = F.cross_entropy(model(batch), batch.labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    loss = benchmark.pedantic(step, rounds=8, iterations=1, warmup_rounds=2)
+    assert loss == loss
+    benchmark.extra_info["params"] = sum(p.numel() for p in model.parameters())
