@@ -76,7 +76,7 @@ class NeuralCDE(nn.Module):
     (gradients with respect to the values) is solved by torchcde, which differentiates the spline.
     """
 
-    code_version = "1"
+    code_version = "2"
     batch_extras: ClassVar[tuple[str, ...]] = ("cde_coeffs",)
 
     def __init__(

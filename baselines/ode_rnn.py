@@ -192,7 +192,7 @@ class ODERNN(nn.Module):
     reach the parameters and the values, not the times (they are data).
     """
 
-    code_version = "1"
+    code_version = "2"
     batch_extras: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
