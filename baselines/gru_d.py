@@ -16,14 +16,14 @@ computed for all steps before the loop, so each step costs one (B, H) x (H, 3H) 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
 
 from .common import gru_step
@@ -58,7 +58,7 @@ class GRUD(nn.Module):
     """
 
     code_version = "1"
-    batch_extras: ClassVar[tuple[str, ...]] = ()
+    batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
 
     def __init__(
         self,

@@ -22,13 +22,14 @@ load too; those entries are ignored.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
 from hippo import discretize, transition
 
@@ -45,7 +46,7 @@ class LMU(nn.Module):
     """
 
     code_version = "1"
-    batch_extras: ClassVar[tuple[str, ...]] = ()
+    batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
 
     def __init__(
         self,

@@ -24,16 +24,17 @@ z at knot ``lengths - 1`` never sees the padding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 import torchcde
 from torch import Tensor, nn
 
-from bench.data.batch import SequenceBatch
-from bench.data.uea import cde_coefficients  # the one implementation; also public here
+from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
 
+from .cde_path import cde_coefficients  # the one implementation; also public here
 from .common import check_choice, mlp
 from .fixed_step import cde_solve, steps_per_interval
 
@@ -77,7 +78,8 @@ class NeuralCDE(nn.Module):
     """
 
     code_version = "2"
-    batch_extras: ClassVar[tuple[str, ...]] = ("cde_coeffs",)
+    # the path's coefficients, computed once per split by the data module
+    batch_extras: ClassVar[dict[str, Callable]] = {"cde_coeffs": cde_coefficients}
 
     def __init__(
         self,

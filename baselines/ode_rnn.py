@@ -17,6 +17,7 @@ training step costs per op, and autograd would record some sixty ops per time st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
 
 from .common import check_choice, mlp
@@ -193,7 +194,7 @@ class ODERNN(nn.Module):
     """
 
     code_version = "2"
-    batch_extras: ClassVar[tuple[str, ...]] = ()
+    batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
 
     def __init__(
         self,

@@ -7,12 +7,13 @@ so these models are blind to the time channel by construction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
 
 
@@ -25,7 +26,7 @@ class _TorchRNNClassifier(nn.Module):
     """
 
     code_version = "1"
-    batch_extras: ClassVar[tuple[str, ...]] = ()
+    batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
     rnn_type: ClassVar[type[nn.RNNBase]]
 
     def __init__(

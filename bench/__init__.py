@@ -1,7 +1,7 @@
 """hippo-bench: a benchmark harness for sequence memory models.
 
 The Python API (:mod:`bench.api`): ``bench.run``, ``bench.load_results``, ``bench.report``. They
-load on first use, so ``import bench.data.batch`` or ``import bench.models`` stay light.
+load on first use, so ``import bench.batch`` or ``import bench.models`` stay light.
 """
 
 from __future__ import annotations

@@ -65,6 +65,8 @@ def prepare(
     models: Sequence[str] | None = None,
     device: str = "auto",
     executor: ExecutorOptions | None = None,
+    dataset: str | None = None,
+    sample_rate: float | None = None,
 ) -> tuple[list[records.RunSpec], Any]:
     """The suite's run specs (with the device and trainer options) and the torch device."""
     from bench.runner import resolve_device, with_trainer_options
@@ -73,7 +75,7 @@ def prepare(
     if time is not None and time not in TIME_MODES:
         raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
     try:
-        specs = build_suite(suite, profile, seeds, time, models)
+        specs = build_suite(suite, profile, seeds, time, models, dataset, sample_rate)
         torch_device = resolve_device(device)
         specs = with_trainer_options(specs, options.devices, options.num_nodes, options.strategy,
                                      torch_device.type)  # fmt: skip
@@ -118,16 +120,22 @@ def run_specs(
     interactive: bool | None = None,
     write_report: bool = True,
     profile: str | None = None,
+    logger: str | None = None,
 ) -> Any:
     """Run prepared specs (data checked first), write their records, then the suite's report."""
     from bench.runner import check_data, global_rank, run_suite
+    from bench.training import check_logger
 
+    try:
+        check_logger(logger)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     results_dir = Path(results_dir)
     check_results_dir(results_dir)
     check_data(specs, data_dir)
     built = (executor or ExecutorOptions()).build(results_dir)
     result = run_suite(specs, results_dir, data_dir=data_dir, device=torch_device, resume=resume,
-                       title=title, executor=built, interactive=interactive)  # fmt: skip
+                       title=title, executor=built, interactive=interactive, logger=logger)  # fmt: skip
     result.executor = built.describe()
     if write_report and global_rank() == 0 and specs:
         from bench import reports as report_module
@@ -154,6 +162,9 @@ def run(
     workers: int | None = None,
     interactive: bool | None = None,
     report: bool = True,
+    logger: str | None = None,
+    dataset: str | None = None,
+    sample_rate: float | None = None,
 ) -> Any:
     """Run ``suite`` under ``profile`` and return its :class:`bench.runner.SuiteResult`.
 
@@ -162,14 +173,18 @@ def run(
     (``result.report_paths``). ``models`` takes any registered model (default: the suite's list),
     ``time`` is ``"index"`` or ``"physical"`` (default: the suite's). ``executor`` is ``"local"``,
     ``"processes"`` (with ``workers``) or ``"submitit"``, or an :class:`ExecutorOptions`.
+    ``dataset`` (timescale, missing): a registered dataset or ``uea:<Name>`` (any UEA dataset in
+    the data directory), with ``sample_rate`` (Hz) where the registry does not know it.
+    ``logger`` (``"csv"`` or ``"tensorboard"``) writes each run's per-epoch curves with
+    Lightning's own logger under ``results_dir/suite/curves/<run id>``.
     """
     check_data_dir(data_dir, "data_dir")
     options = executor if isinstance(executor, ExecutorOptions) else ExecutorOptions(executor, workers)
     specs, torch_device = prepare(suite, profile=profile, seeds=seeds, time=time, models=models, device=device,
-                                  executor=options)  # fmt: skip
+                                  executor=options, dataset=dataset, sample_rate=sample_rate)  # fmt: skip
     return run_specs(specs, torch_device, results_dir=results_dir, data_dir=data_dir, resume=resume,
                      executor=options, title=f"{suite} ({profile})", interactive=interactive,
-                     write_report=report, profile=profile)  # fmt: skip
+                     write_report=report, profile=profile, logger=logger)  # fmt: skip
 
 
 def report(suite: str, *, results_dir: str | Path = "results", profile: str | None = None) -> list[Path]:

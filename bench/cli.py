@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from tabulate import tabulate
@@ -18,6 +19,7 @@ from bench import api
 from bench.api import ExecutorOptions, UsageError
 from bench.compare import KINDS, CompareError, CompareOptions, add_compare_arguments, parse_fail_on
 from bench.nightly import NIGHTLY_SUITES
+from bench.records import BenchWarning
 from bench.suites import PROFILES, SUITES, TIME_MODES
 
 REFERENCE_SIZE = {"num_inputs": 3, "num_classes": 20}  # CharacterTrajectories, model defaults
@@ -45,6 +47,16 @@ def _positive(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
 
@@ -85,14 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", required=True, metavar="NAME", help=f"one of: {', '.join(SUITES)}")
     run.add_argument("--profile", default="quick", metavar="P",
                      help=f"{' | '.join(PROFILES)} (default quick): smoke = minutes (CI), quick = CPU < 1 h, paper = reference protocol")  # fmt: skip
-    run.add_argument("--models", type=_csv, metavar="A,B",
-                     help="these registered models (default: the suite's list; see `ls models`)")
+    run.add_argument("--models", type=_csv, metavar="A,B", help="any registered models (default: the suite's)")
     run.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds (default: smoke 0; quick 0,1; paper 0,1,2)")
     run.add_argument("--time", metavar="T",
                      help=f"time given to models: {' | '.join(TIME_MODES)} (default: the suite's; index for timescale, as in the paper)")  # fmt: skip
     add_suite_arguments(run)
     run.add_argument("--results-dir", default="results", metavar="R", help="results directory (default: results)")
+    run.add_argument("--dataset", metavar="NAME", help="timescale/missing: uea:<Name> (see `ls datasets`)")
+    run.add_argument("--sample-rate", type=_positive_float, metavar="HZ", help="the --dataset's rate")
     run.add_argument("--no-resume", action="store_true", help="rerun runs that already have a record")
+    run.add_argument("--logger", choices=("csv", "tensorboard"), metavar="L",
+                     help="csv | tensorboard: curves under RESULTS/SUITE/curves")
     add_execution_arguments(run)
 
     nightly = sub.add_parser("nightly", help="the nightly: suites, comparison with history, summary.md",
@@ -136,9 +151,13 @@ def cmd_ls(what: str) -> int:
         rows = [(name, s.description, ", ".join(s.time_modes), len(s.models)) for name, s in SUITES.items()]
         print(tabulate(rows, headers=["suite", "description", "time modes", "default models"]))
     elif what == "datasets":
-        from bench.data import DATASETS
+        from bench.data import get_dataset_entry, list_datasets
 
-        print(tabulate([(name, desc) for name, (_, desc) in DATASETS.items()], headers=["dataset", "description"]))
+        rows = [(e.name, e.shape(), e.num_classes, f"{e.sample_rate_hz:g} Hz" if e.sample_rate_hz else "–", e.description)
+                for e in map(get_dataset_entry, list_datasets())]  # fmt: skip
+        rows.append(("uea:<Name>", "any", "any", "--sample-rate", "any UEA archive dataset in the data directory "
+                     "(.ts or per-dimension .arff files), e.g. uea:BasicMotions"))  # fmt: skip
+        print(tabulate(rows, headers=["dataset", "channels x steps", "classes", "sampling rate", "description"]))
     else:
         from bench.models import create_model, get_model_entry, list_models
 
@@ -181,7 +200,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     results_dir = Path(args.results_dir)
     result = api.run(args.suite, profile=args.profile, models=args.models, seeds=args.seeds, time=args.time,
                      data_dir=args.data_dir, results_dir=results_dir, device=args.device,
-                     resume=not args.no_resume, executor=executor_options(args))  # fmt: skip
+                     resume=not args.no_resume, executor=executor_options(args), logger=args.logger,
+                     dataset=args.dataset, sample_rate=args.sample_rate)  # fmt: skip
     print_result(result, results_dir, args.suite)
     return 1 if result.failed else 0
 
@@ -192,7 +212,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    if issubclass(category, BenchWarning):
+        return f"bench: warning: {message}\n"
+    return _default_format_warning(message, category, filename, lineno, line)
+
+
+_default_format_warning = warnings.formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _format_warning  # bench's own warnings read like its one-line errors
     args = build_parser().parse_args(argv)
     from bench.runner import DataUnavailableError
 

@@ -59,15 +59,16 @@ class WorkerSettings:
     data_dir: str | None
     device: str
     setup: Setup | None = None
+    logger: str | None = None
 
     @classmethod
     def of(cls, ctx: RunContext, setup: Setup | None) -> WorkerSettings:
         data_dir = None if ctx.data_dir is None else str(ctx.data_dir)
-        return cls(str(ctx.results_dir), data_dir, ctx.device.type, setup)
+        return cls(str(ctx.results_dir), data_dir, ctx.device.type, setup, ctx.logger)
 
     def context(self) -> RunContext:
         data_dir = None if self.data_dir is None else Path(self.data_dir)
-        return RunContext(Path(self.results_dir), data_dir, torch.device(self.device))
+        return RunContext(Path(self.results_dir), data_dir, torch.device(self.device), logger=self.logger)
 
 
 def run_spec(spec: dict[str, Any], settings: WorkerSettings) -> dict[str, Any]:

@@ -28,6 +28,11 @@ HARNESS_VERSION = "2"
 SCHEMA_VERSION = 1
 
 
+class BenchWarning(UserWarning):
+    """Something the user can act on that does not stop the command (the CLI prints it as
+    ``bench: warning: ...``, one line, without a source location)."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """Everything that decides a run's outcome. Plain JSON-able values only.
@@ -203,7 +208,7 @@ def load_records(results_dir: str | Path, suite: str) -> list[RunRecord]:
         try:
             loaded.append(load_record(p))
         except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-            warnings.warn(f"skipping unreadable record {p}: {exc}", stacklevel=2)
+            warnings.warn(f"skipping unreadable record {p}: {exc}", BenchWarning, stacklevel=2)
     return loaded
 
 

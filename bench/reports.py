@@ -67,9 +67,11 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
         row["train_seconds"] = r.train_seconds
         row["N"] = s.model_args.get("N")
         for key in ("train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s",
+                    "stream_samples_per_s", "stream_steps_per_s", "state_bytes_per_series",
                     "peak_memory_bytes", "peak_rss_bytes"):  # fmt: skip
             row[key] = (r.throughput or {}).get(key)
         row["rate_curve"] = dict(r.rate_curve or {})
+        row["history"] = list(r.history or [])
         row["test_examples"] = r.metrics.get("test_examples")
         row["test_size"] = ((r.data_protocol or {}).get("split_sizes") or {}).get("test")
         rows.append(row)
@@ -312,6 +314,7 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
         sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.95))
         paths += _save(grid.figure, folder, "accuracy_vs_rate")
 
+    paths += learning_curves(ok, folder)
     speed = ok.dropna(subset=["train_samples_per_s"])
     if not speed.empty:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -322,6 +325,29 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
         ax.set_ylabel("test accuracy (%)")
         paths += _save(fig, folder, "accuracy_vs_throughput")
     return tables, paths
+
+
+# History keys of validation accuracy, and how the learning-curve plot names them.
+VALIDATION_CURVES = {"val_acc_train_rate": "training rate", "val_acc_eval_rate": "evaluation rate",
+                     "val_acc": "validation"}  # fmt: skip
+
+
+def learning_curves(ok: pd.DataFrame, folder: Path) -> list[Path]:
+    """Validation accuracy per epoch at both rates, per model and condition (mean and sd over seeds)."""
+    points = [
+        {"model": r.model, "column": r.column, "seed": r.seed, "epoch": entry["epoch"] + 1,
+         "rate": name, "acc": entry[key] * 100}
+        for r in ok.itertuples() for entry in r.history for key, name in VALIDATION_CURVES.items()
+        if entry.get(key) is not None and not math.isnan(entry[key])
+    ]  # fmt: skip
+    if not points:
+        return []
+    grid = sns.relplot(data=pd.DataFrame(points), x="epoch", y="acc", hue="model", style="rate", col="column",
+                       kind="line", errorbar="sd", height=3.5)  # fmt: skip
+    grid.set_axis_labels("epoch", "validation accuracy (%)")
+    grid.set_titles("{col_name}")
+    sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.95))
+    return _save(grid.figure, folder, "learning_curves")
 
 
 def funcapprox_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
@@ -343,8 +369,10 @@ def funcapprox_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, f
 
 
 def throughput_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
-    long = ok.melt(id_vars=["model", "seed"], value_name="value", var_name="measure",
-                   value_vars=["train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s"])  # fmt: skip
+    measures = ["train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s"]
+    # streaming inference (one step at a time through the model's recurrent form), where it has one
+    measures += [m for m in ("stream_samples_per_s", "stream_steps_per_s") if ok[m].notna().any()]
+    long = ok.melt(id_vars=["model", "seed"], value_name="value", var_name="measure", value_vars=measures)
     speed = pivot_table(long, "value", row="model", column="measure", fmt=".4g",
                         caption=f"{suite}: throughput (median of timed iterations), mean ± std over seeds (n); "
                                 f"fastest in bold. Condition: {', '.join(dict.fromkeys(ok['condition']))}. "
@@ -353,6 +381,11 @@ def throughput_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, f
                     memory="peak memory (MiB)", params="parameters")  # fmt: skip
     memory = pivot_table(mem, "peak_mb", row="model", column="memory", fmt=".1f", higher_is_better=False,
                          caption=f"{suite}: peak memory (CUDA max allocated; on CPU the process's peak RSS).")  # fmt: skip
+    tables = [speed, memory]
+    if ok["state_bytes_per_series"].notna().any():
+        tables.append(pivot_table(ok.assign(state_kb=ok["state_bytes_per_series"] / 1024, memory="streaming state (KiB per series)"),
+                            "state_kb", row="model", column="memory", fmt=".1f", higher_is_better=False,
+                            caption=f"{suite}: memory of the streaming state per series: constant in the sequence length."))  # fmt: skip
     if failed:
         speed.notes.append(f"Failed runs (not in the table): {failed}.")
     fig, ax = plt.subplots(figsize=(max(6, 0.6 * ok["model"].nunique() + 2), 4))
@@ -360,7 +393,7 @@ def throughput_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, f
     ax.set_yscale("log")
     ax.set_ylabel("samples/s")
     ax.tick_params(axis="x", rotation=45)
-    return [speed, memory], _save(fig, folder, "throughput")
+    return tables, _save(fig, folder, "throughput")
 
 
 REPORTS = {"classification": classification_report, "funcapprox": funcapprox_report, "throughput": throughput_report}

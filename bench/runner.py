@@ -22,7 +22,7 @@ import logging
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +38,8 @@ from bench.models import create_model, get_model_entry
 from bench.progress import EpochProgress, SuiteProgress
 from bench.records import RunRecord, RunSpec
 from bench.settings import TrainSettings
-from bench.throughput import measure_throughput, peak_memory, reset_peak_memory
-from bench.training import evaluate, evaluate_eval_selected, fit
+from bench.throughput import measure_streaming, measure_throughput, peak_memory, reset_peak_memory
+from bench.training import evaluate, evaluate_eval_selected, fit, lightning_logger
 
 # Loggers whose output goes to the run's log file instead of the console while a run is going.
 _RUN_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "py.warnings", "bench.run")
@@ -112,15 +112,14 @@ def code_version(spec: RunSpec) -> str:
     return get_model_entry(spec.model).code_version()
 
 
-def make_data_module(spec: RunSpec, data_dir: str | Path | None, extras: Sequence[str]) -> Any:
-    """The data module for ``spec`` with its protocol settings, batch size, seed and model extras.
-
-    ``extras`` is passed only when the model asks for some (not every data module takes it).
+def make_data_module(spec: RunSpec, data_dir: str | Path | None, extras: Mapping[str, Any]) -> Any:
+    """The data module for ``spec`` with its protocol settings, batch size, seed and the model's
+    per-split preprocessing (its ``batch_extras``: name -> function), passed only when it has some.
     """
     batch_size = TrainSettings.from_dict(spec.train).batch_size
     kwargs = dict(spec.data, data_dir=data_dir, batch_size=batch_size, seed=spec.seed)
     if extras:
-        kwargs["extras"] = tuple(extras)
+        kwargs["extras"] = dict(extras)
     return make_datamodule(spec.dataset, **kwargs)
 
 
@@ -131,7 +130,7 @@ def check_data(specs: Sequence[RunSpec], data_dir: str | Path | None) -> None:
         if spec.dataset is None or spec.dataset in seen:
             continue
         seen.add(spec.dataset)
-        dm = make_data_module(spec, data_dir, ())
+        dm = make_data_module(spec, data_dir, {})
         try:
             if hasattr(dm, "prepare_data"):
                 dm.prepare_data()
@@ -170,7 +169,7 @@ def run_log(path: Path) -> Iterator[logging.Logger]:
 def _classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
     settings = TrainSettings.from_dict(spec.train)
     model_cls = get_model_entry(spec.model).load()
-    dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", ()))
+    dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", {}))
     dm.setup("fit")
     dm.setup("test")
     model = create_model(spec.model, dm.num_inputs, dm.num_classes, **spec.model_args).to(ctx.device)
@@ -185,7 +184,7 @@ def _classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logge
     start = time.perf_counter()
     callbacks = [EpochProgress(ctx.progress, log)] if ctx.progress is not None else []
     module = fit(model, dm, settings, device=ctx.device, checkpoint_dir=ctx.checkpoint_dir(spec.suite, rid),
-                 callbacks=callbacks)  # fmt: skip
+                 callbacks=callbacks, logger=lightning_logger(ctx.logger, ctx.curves_dir(spec.suite, rid)))  # fmt: skip
     out["train_seconds"] = time.perf_counter() - start
     out["peak_memory_bytes"] = peak_memory(ctx.device)
     out["history"] = module.history
@@ -215,10 +214,16 @@ def _throughput(model: torch.nn.Module, dm: Any, settings: TrainSettings, ctx: R
 
 def _throughput_only(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
     model_cls = get_model_entry(spec.model).load()
-    dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", ()))
+    dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", {}))
     dm.setup("fit")
     model = create_model(spec.model, dm.num_inputs, dm.num_classes, **spec.model_args)
-    result = _throughput(model, dm, TrainSettings.from_dict(spec.train), ctx)
+    settings = TrainSettings.from_dict(spec.train)
+    result = _throughput(model, dm, settings, ctx)
+    if settings.throughput_iters and callable(getattr(model, "step", None)):  # a recurrent form
+        batch = next(iter(dm.train_dataloader()))
+        streaming = measure_streaming(model, batch, ctx.device, warmup=min(settings.throughput_warmup, 1),
+                                      iters=min(settings.throughput_iters, 3))  # fmt: skip
+        result.update({k: v for k, v in streaming.items() if k.startswith(("stream_", "state_bytes"))})
     return {
         "model_config": dict(getattr(model, "config", {})),
         "num_parameters": sum(p.numel() for p in model.parameters()),
@@ -248,10 +253,15 @@ class RunContext:
     data_dir: str | Path | None
     device: torch.device
     progress: SuiteProgress | None = None
+    logger: str | None = None  # a Lightning logger for per-epoch curves: "csv" or "tensorboard"
 
     def checkpoint_dir(self, suite: str, rid: str) -> Path:
         """Where a run keeps its best weights (one file per selection rule) while it trains."""
         return records.suite_dir(self.results_dir, suite) / "checkpoints" / rid
+
+    def curves_dir(self, suite: str, rid: str) -> Path:
+        """Where the Lightning logger of a run writes its curves (``--logger``)."""
+        return records.suite_dir(self.results_dir, suite) / "curves" / rid
 
 
 def _version(spec: RunSpec) -> str:
@@ -359,6 +369,7 @@ def run_suite(
     interactive: bool | None = None,
     title: str = "suite",
     executor: Any = None,
+    logger: str | None = None,
 ) -> SuiteResult:
     """Run every spec; with ``resume``, specs whose record finished ``ok`` are skipped.
 
@@ -392,7 +403,7 @@ def run_suite(
                 progress.run_finished(done, skipped=True, seconds=0.0)
             elif rank == 0 or spec.task == "classification":  # other ranks join training runs only
                 todo.append(i)
-        ctx = RunContext(results_dir, data_dir, device, progress)
+        ctx = RunContext(results_dir, data_dir, device, progress, logger)
         start = time.perf_counter()
         for j, record in executor.run([specs[i] for i in todo], ctx):
             record.environment = {**record.environment, "executor": executor.describe()}

@@ -132,6 +132,11 @@ HIPPO_CODE_CT = "hippo-code README (CharacterTrajectories commands)"
 NCDE_EXPERIMENTS = "Neural CDE experiments, HiPPO authors' fork (experiments/uea.py, run_all)"
 HIPPO_CODE_MNIST = "hippo-code README (permuted MNIST command)"
 NO_MNIST_REFERENCE = "no published MNIST setting: the Neural CDE experiments' sizes, MNIST's epochs and batch"
+S4_EXAMPLE = "state-spaces/s4 example.py defaults (no published CharacterTrajectories setting)"
+S4_EXAMPLE_MNIST = "state-spaces/s4 example.py, its MNIST command (--d_model 256 --weight_decay 0.0)"
+# Deep SSMs: AdamW, their SSM parameters at min(lr, 1e-3) without weight decay, a cosine schedule
+# (the models' own configure_optimizers). Mamba has no published setting on these tasks: S4's.
+DEEP_SSM_MODELS = ("s4d", "s4d-lin", "lssl", "mamba")
 
 # HiPPO-RNN cells and the RNNs the hippo-code README runs with ``model.cell=<cell>``.
 HIPPO_CODE_MODELS = (
@@ -158,6 +163,11 @@ def _reference_table() -> dict[str, dict[str, Reference]]:
     for m, args in NCDE_EXPERIMENT_ARGS.items():
         ct[m] = Reference(args, epochs=100, batch_size=32, lr=1e-3 * 32 / 32, source=NCDE_EXPERIMENTS)
         mnist[m] = Reference(args, epochs=50, batch_size=100, lr=1e-3, source=NO_MNIST_REFERENCE)
+    for m in DEEP_SSM_MODELS:
+        ct[m] = Reference({"hidden_size": 128, "n_layers": 4, "dropout": 0.1}, epochs=100, batch_size=64,
+                          lr=0.01, weight_decay=0.01, source=S4_EXAMPLE)
+        mnist[m] = Reference({"hidden_size": 256, "n_layers": 4, "dropout": 0.1}, epochs=100, batch_size=64,
+                             lr=0.01, weight_decay=0.0, source=S4_EXAMPLE_MNIST)
     return {"character-trajectories": ct, "mnist": mnist}
 
 
@@ -203,13 +213,15 @@ PROFILE_SCALING: dict[str, dict[str, ProfileScaling]] = {
 }  # fmt: skip
 
 
-# The reference family of each dataset: UEA datasets run under the CharacterTrajectories protocol.
-DATASET_FAMILY = {"pmnist": "mnist", "smnist": "mnist"}
-
-
 def family_of(dataset: str | None) -> str:
-    """The settings family of a data module name (``"pmnist"`` -> ``"mnist"``)."""
-    return DATASET_FAMILY.get(dataset or "", "character-trajectories")
+    """The settings family of a registered dataset (``"pmnist"`` -> ``"mnist"``; UEA datasets
+    run under the CharacterTrajectories protocol)."""
+    from bench.data.registry import get_dataset_entry
+
+    try:
+        return get_dataset_entry(dataset or "").family
+    except ValueError:
+        return "character-trajectories"
 
 
 def profile_description(dataset: str | None, profile: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.data.registry import UEA_PREFIX, DatasetEntry, get_dataset_entry
 from bench.records import RunSpec
 from bench.settings import TrainSettings, model_settings
 
@@ -20,6 +21,8 @@ PROFILES = ("smoke", "quick", "paper")
 DEFAULT_SEEDS = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
 TIME_MODES = ("index", "physical")
 
+# The successors of HiPPO (deep state-space models): run them with --models, in both time modes.
+SSM_MODELS = ("s4d", "s4d-lin", "lssl", "mamba")
 # The paper's timescale table, in its column order.
 TIMESCALE_MODELS = (
     "hippo-legs", "hippo-legt", "hippo-lagt", "lstm", "gru", "gru-d", "ode-rnn", "ncde", "lmu",
@@ -28,13 +31,13 @@ TIMESCALE_MODELS = (
 MNIST_MODELS = (
     "hippo-legs", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt", "hippo-fout",
     "lstm", "gru", "lmu",
-)  # fmt: skip
+) + SSM_MODELS  # fmt: skip
 # The reference's timestamp-scale shift: the timescale models and timestamped LegS ("tlsi").
 TIMESTAMP_MODELS = ("hippo-legs-ts",) + TIMESCALE_MODELS
 FUNCAPPROX_MEASURES = ("legs", "legt", "lagt", "tlagt", "glagt", "fout")
-THROUGHPUT_MODELS = TIMESCALE_MODELS + ("hippo-tlagt", "hippo-glagt", "hippo-fout")
+THROUGHPUT_MODELS = TIMESCALE_MODELS + ("hippo-tlagt", "hippo-glagt", "hippo-fout") + SSM_MODELS
 
-CT, CT_FAMILY = "character-trajectories", "character-trajectories"
+CT = "character-trajectories"
 
 # Test rates (fractions of the original 200 Hz) for the accuracy-versus-rate curves.
 EVAL_RATES = (0.25, 0.375, 0.5, 0.75, 1.0)
@@ -65,6 +68,7 @@ def _classification_runs(
     models: Sequence[str],
     conditions: Sequence[tuple[str, dict[str, Any]]],
     eval_rates: Sequence[float] = (),
+    sample_rate_hz: float | None = None,
 ) -> list[RunSpec]:
     """Classification runs, condition x model x seed, each model in its reference settings
     (:func:`bench.settings.model_settings`) scaled by the profile."""
@@ -75,7 +79,7 @@ def _classification_runs(
             RunSpec(
                 suite=suite, task="classification", dataset=dataset, condition=condition,
                 model=model, seed=seed, profile=profile, data=dict(data),
-                train=settings.to_dict(), model_args=dict(model_args),
+                train=settings.to_dict(), model_args={**model_args, **_time_unit(model, data, sample_rate_hz)},
             )
             for condition, data in conditions
             for seed in seeds
@@ -85,13 +89,42 @@ def _classification_runs(
     return sorted(specs, key=lambda s: order[s.condition])
 
 
-def timescale(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
-    """CharacterTrajectories trained at one rate, tested at another (and across EVAL_RATES)."""
+def _time_unit(model: str, data: dict[str, Any], sample_rate_hz: float | None) -> dict[str, float]:
+    """``{"time_unit": seconds per model step}`` for a model that discretises with ``time_unit``
+    (the deep SSMs) under physical time: one source sample (5 ms for CharacterTrajectories), so
+    index and physical time coincide at the source rate and Δ scales with any other rate."""
+    from bench.models import model_parameters
+
+    if data.get("time") != "physical" or "time_unit" not in model_parameters(model):
+        return {}
+    return {"time_unit": 1.0 / sample_rate_hz}
+
+
+def _shift(dataset: DatasetEntry, train: float, test: float) -> str:
+    """A condition's name: ``100Hz->200Hz`` where the sampling rate is known, else ``0.5->1.0``."""
+    if dataset.sample_rate_hz:
+        return f"{dataset.sample_rate_hz * train:g}Hz->{dataset.sample_rate_hz * test:g}Hz"
+    return f"{train}->{test}"
+
+
+def _uea_data(dataset: DatasetEntry, **data: Any) -> dict[str, Any]:
+    """A UEA data module's protocol settings; a generic ``uea:<Name>`` is told its sampling rate."""
+    if dataset.name.startswith(UEA_PREFIX) and dataset.sample_rate_hz:
+        data["sample_rate_hz"] = dataset.sample_rate_hz
+    return data
+
+
+def timescale(profile: str, seeds: Sequence[int], time: str, models: Sequence[str],
+              dataset: DatasetEntry | None = None) -> list[RunSpec]:  # fmt: skip
+    """A UEA dataset (default CharacterTrajectories) trained at one rate, tested at another (and
+    across EVAL_RATES): 100 -> 200 Hz and 200 -> 100 Hz for CharacterTrajectories."""
+    dataset = dataset or get_dataset_entry(CT)
     conditions = [
-        ("100Hz->200Hz", dict(train_hz=0.5, eval_hz=1.0, time=time)),
-        ("200Hz->100Hz", dict(train_hz=1.0, eval_hz=0.5, time=time)),
+        (_shift(dataset, 0.5, 1.0), _uea_data(dataset, train_hz=0.5, eval_hz=1.0, time=time)),
+        (_shift(dataset, 1.0, 0.5), _uea_data(dataset, train_hz=1.0, eval_hz=0.5, time=time)),
     ]
-    return _classification_runs("timescale", CT_FAMILY, CT, profile, seeds, models, conditions, EVAL_RATES)
+    return _classification_runs("timescale", dataset.family, dataset.name, profile, seeds, models, conditions,
+                                EVAL_RATES, dataset.sample_rate_hz)  # fmt: skip
 
 
 def timestamps(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
@@ -106,16 +139,22 @@ def timestamps(profile: str, seeds: Sequence[int], time: str, models: Sequence[s
         (f"ts {a}->{b}", dict(train_hz=1.0, eval_hz=1.0, time=time, train_time_scale=a, eval_time_scale=b))
         for a, b in ((0.5, 1.0), (1.0, 0.5))
     ]
-    return _classification_runs("timestamps", CT_FAMILY, CT, profile, seeds, models, conditions)
+    ct = get_dataset_entry(CT)
+    return _classification_runs("timestamps", ct.family, CT, profile, seeds, models, conditions,
+                                sample_rate_hz=ct.sample_rate_hz)  # fmt: skip
 
 
-def missing(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
-    """CharacterTrajectories with 30 / 50 / 70 % of the time points dropped at random."""
+def missing(profile: str, seeds: Sequence[int], time: str, models: Sequence[str],
+            dataset: DatasetEntry | None = None) -> list[RunSpec]:  # fmt: skip
+    """A UEA dataset (default CharacterTrajectories) with 30 / 50 / 70 % of the time points dropped."""
+    dataset = dataset or get_dataset_entry(CT)
     conditions = [
-        (f"{round(rate * 100)}% missing", dict(train_hz=1.0, eval_hz=1.0, time=time, missing_rate=rate))
+        (f"{round(rate * 100)}% missing",
+         _uea_data(dataset, train_hz=1.0, eval_hz=1.0, time=time, missing_rate=rate))
         for rate in (0.3, 0.5, 0.7)
-    ]
-    return _classification_runs("missing", CT_FAMILY, CT, profile, seeds, models, conditions)
+    ]  # fmt: skip
+    return _classification_runs("missing", dataset.family, dataset.name, profile, seeds, models, conditions,
+                                sample_rate_hz=dataset.sample_rate_hz)  # fmt: skip
 
 
 def pmnist(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]) -> list[RunSpec]:
@@ -180,17 +219,18 @@ class Suite:
     models: tuple[str, ...]
     time_modes: tuple[str, ...] = ("index",)
     measures: bool = False  # ``models`` are hippo measures (funcapprox), not registered models
+    datasets: bool = False  # takes ``dataset=`` (any UEA dataset; default CharacterTrajectories)
 
 
 SUITES: dict[str, Suite] = {
     "timescale": Suite("CharacterTrajectories 100->200 Hz and 200->100 Hz, accuracy vs test rate",
-                       timescale, TIMESCALE_MODELS, TIME_MODES),
+                       timescale, TIMESCALE_MODELS, TIME_MODES, datasets=True),
     "timestamps": Suite("CharacterTrajectories at 200 Hz with the clock scaled 0.5->1 and 1->0.5 (hippo-code)",
                         timestamps, TIMESTAMP_MODELS, ("physical", "index")),
     "pmnist": Suite("Permuted MNIST (bit-reversal), test accuracy", pmnist, MNIST_MODELS),
     "smnist": Suite("Sequential MNIST, test accuracy", smnist, MNIST_MODELS),
     "missing": Suite("CharacterTrajectories with 30/50/70% of points dropped", missing, TIMESCALE_MODELS,
-                     TIME_MODES),
+                     TIME_MODES, datasets=True),
     "funcapprox": Suite("Online function approximation: reconstruction MSE and steps/s per measure and N",
                         funcapprox, FUNCAPPROX_MEASURES, measures=True),
     "throughput": Suite("Training/inference samples/s, steps/s and peak memory, every model", throughput,
@@ -204,12 +244,16 @@ def build_suite(
     seeds: Sequence[int] | None = None,
     time: str | None = None,
     models: Sequence[str] | None = None,
+    dataset: str | None = None,
+    sample_rate_hz: float | None = None,
 ) -> list[RunSpec]:
     """The runs of suite ``name`` under ``profile``.
 
     ``time`` defaults to the suite's own default (index time, physical for ``timestamps``).
     ``models`` replaces the suite's default list: any registered model (for funcapprox: any
-    measure of ``hippo.transition``). Bad input raises ValueError with one line.
+    measure of ``hippo.transition``). ``dataset`` (timescale, missing) is a registered dataset
+    or ``uea:<Name>``, with ``sample_rate_hz`` where the registry does not know its rate.
+    Bad input raises ValueError with one line.
     """
     if name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(SUITES)}")
@@ -227,7 +271,19 @@ def build_suite(
     seeds = DEFAULT_SEEDS[profile] if seeds is None else tuple(seeds)
     models = suite.models if models is None else tuple(dict.fromkeys(models))
     _check_models(name, suite, models)
-    return suite.builder(profile, seeds, time, models)
+    if not suite.datasets:
+        if dataset is not None or sample_rate_hz is not None:
+            with_data = ", ".join(n for n, s in SUITES.items() if s.datasets)
+            raise ValueError(f"suite {name!r} has a fixed dataset; --dataset and --sample-rate apply to {with_data}")
+        return suite.builder(profile, seeds, time, models)
+    if sample_rate_hz is not None and not sample_rate_hz > 0:
+        raise ValueError(f"--sample-rate must be a positive number of Hz, got {sample_rate_hz!r}")
+    entry = get_dataset_entry(dataset or CT, sample_rate_hz)
+    if entry.family != "character-trajectories":
+        raise ValueError(f"suite {name!r} needs a UEA dataset (character-trajectories or uea:<Name>), got {entry.name!r}")
+    if time == "physical" and not entry.sample_rate_hz:
+        raise ValueError(f"dataset {entry.name!r} has no known sampling rate: pass --sample-rate HZ for physical time")
+    return suite.builder(profile, seeds, time, models, dataset=entry)
 
 
 def _check_models(name: str, suite: Suite, models: Sequence[str]) -> None:

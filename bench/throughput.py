@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 
 
 def synchronize(device: torch.device) -> None:

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 from bench.settings import TrainSettings
 
 
@@ -209,7 +209,8 @@ class SequenceClassifier(L.LightningModule):
                 # one writer; the other ranks load the file after fit
                 selection.path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(self.model.state_dict(), selection.path)
-        self.log(self.val_names[0], entry[self.val_names[0]], prog_bar=True)
+        # the epoch's curves for a Lightning logger (--logger); the record keeps the history itself
+        self.log_dict({f"epoch_{k}": float(v) for k, v in entry.items() if k not in ("epoch", "seconds")})
 
 
 @torch.no_grad()
@@ -248,6 +249,7 @@ def fit(
     device: torch.device,
     checkpoint_dir: Path,
     callbacks: Sequence[L.Callback] = (),
+    logger: Any = None,
 ) -> SequenceClassifier:
     """Train ``model`` on ``data_module``; return the module with history and best weights loaded.
 
@@ -273,7 +275,7 @@ def fit(
         gradient_clip_val=settings.grad_clip,
         num_sanity_val_steps=0,
         enable_checkpointing=False,
-        logger=False,
+        logger=logger if logger is not None else False,
         enable_progress_bar=False,  # bench.progress draws its own bars (one live display at a time)
         enable_model_summary=False,
         callbacks=list(callbacks),
@@ -284,6 +286,37 @@ def fit(
     trainer.strategy.barrier("best-weights")  # rank 0 has written them (no-op on one device)
     load_weights(model, module.selection.path, device)
     return module
+
+
+LOGGERS = ("csv", "tensorboard")
+
+
+def lightning_logger(kind: str | None, folder: Path) -> Any:
+    """Lightning's own logger of ``kind`` (``csv``, ``tensorboard``) writing into ``folder``; None: off."""
+    if kind is None:
+        return None
+    if kind == "csv":
+        from lightning.pytorch.loggers import CSVLogger
+
+        return CSVLogger(save_dir=str(folder), name="", version="")
+    if kind == "tensorboard":
+        check_logger(kind)
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        return TensorBoardLogger(save_dir=str(folder), name="", version="")
+    raise ValueError(f"unknown logger {kind!r}; valid: {', '.join(LOGGERS)}")
+
+
+def check_logger(kind: str | None) -> None:
+    """ValueError (one line) for an unknown logger, or TensorBoard without its package."""
+    if kind is None:
+        return
+    if kind not in LOGGERS:
+        raise ValueError(f"unknown logger {kind!r}; valid: {', '.join(LOGGERS)}")
+    import importlib.util
+
+    if kind == "tensorboard" and not any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX")):
+        raise ValueError("--logger tensorboard needs the tensorboard package: pip install tensorboard")
 
 
 def load_weights(model: nn.Module, path: Path, device: torch.device) -> None:

@@ -1,7 +1,7 @@
 """One training step (forward + backward + Adam step) of every registered model (pytest-benchmark).
 
 Fixed small size: hidden 32, batch 16, length 64, 3 channels, 20 classes, on a synthetic fully
-observed :class:`~bench.data.batch.SequenceBatch` (time = step index). Extras a model asks for
+observed :class:`~bench.batch.SequenceBatch` (time = step index). Extras a model asks for
 (``batch_extras``, e.g. the Neural CDE's ``cde_coeffs``) are computed once outside the timed step,
 as the data modules do. A model that cannot be imported or built yet is skipped.
 
@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 from bench.models import create_model, get_model_entry, list_models
 
 pytestmark = pytest.mark.benchmark
@@ -33,8 +33,8 @@ def _device() -> torch.device:
     return device
 
 
-def synthetic_batch(extras: tuple[str, ...] = ()) -> SequenceBatch:
-    """A fixed random batch; ``extras`` are precomputed as a data module would."""
+def synthetic_batch(extras: dict | None = None) -> SequenceBatch:
+    """A fixed random batch; ``extras`` (a model's ``batch_extras``) precomputed as a data module would."""
     gen = torch.Generator().manual_seed(0)
     values = torch.randn(BATCH, LENGTH, CHANNELS, generator=gen)
     times = torch.arange(LENGTH, dtype=torch.float32).expand(BATCH, LENGTH).clone()
@@ -42,12 +42,8 @@ def synthetic_batch(extras: tuple[str, ...] = ()) -> SequenceBatch:
     batch = SequenceBatch(values=values, times=times, mask=mask,
                           lengths=torch.full((BATCH,), LENGTH, dtype=torch.int64),
                           labels=torch.randint(CLASSES, (BATCH,), generator=gen))  # fmt: skip
-    if "cde_coeffs" in extras:
-        try:
-            from bench.data.uea import cde_coefficients
-        except ImportError:  # the model computes the coefficients itself when they are absent
-            return batch
-        batch.extras["cde_coeffs"] = cde_coefficients(values, times, mask)
+    for name, fn in (extras or {}).items():
+        batch.extras[name] = fn(values, times, mask, batch.lengths)
     return batch
 
 
@@ -60,7 +56,7 @@ def test_training_step(benchmark, name):
         model = create_model(name, CHANNELS, CLASSES, hidden_size=HIDDEN).to(device)
     except (ImportError, AttributeError) as e:
         pytest.skip(f"{name} not importable yet: {type(e).__name__}: {e}")
-    batch = synthetic_batch(tuple(getattr(model_cls, "batch_extras", ()))).to(device)
+    batch = synthetic_batch(getattr(model_cls, "batch_extras", {})).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
     model.train()

@@ -24,6 +24,7 @@ Entry points (all ``int64_t`` sizes, contiguous buffers; see the sources for the
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import threading
 import warnings
@@ -51,6 +52,19 @@ _SIGNATURES = {
 
 
 def _build() -> ctypes.CDLL:
+    # The kernels are CPU-only (with_cuda=False): torch's "No CUDA runtime is found, using
+    # CUDA_HOME=..." (logged when cpp_extension is imported, on a CUDA build without a GPU)
+    # says nothing a user can act on.
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _compile_and_load()
+    finally:
+        quiet.setLevel(level)
+
+
+def _compile_and_load() -> ctypes.CDLL:
     from torch.utils import cpp_extension
 
     name = "hippo_legs_" + torch.__version__.replace(".", "_").replace("+", "_")

@@ -1,58 +1,38 @@
 """Data layer of hippo-bench: one batch type, Lightning data modules, file readers.
 
-``DATASETS`` maps a dataset name (as ``python -m bench ls datasets`` lists it) to
-``(class path, one-line description)``; :func:`make_datamodule` builds one by name, including
-``"uea:<Name>"`` for any dataset of the UEA multivariate archive.
+Datasets are registered by name in :mod:`bench.data.registry` (``python -m bench ls datasets``);
+:func:`make_datamodule` builds one by name, including ``"uea:<Name>"`` for any dataset of the UEA
+multivariate archive. The data modules (Lightning, scikit-learn, the readers) load on first use,
+so ``import bench.data.paths`` stays light.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.data.batch import SequenceBatch, collate_sequences
-from bench.data.character_trajectories import CharacterTrajectoriesDataModule
-from bench.data.formats import DataFormatError
-from bench.data.mnist import MNISTDataModule
-from bench.data.paths import DataNotFoundError
-from bench.data.uea import UEADataModule
+from bench.batch import SequenceBatch, collate_sequences
+from bench.data.registry import get_dataset_entry, list_datasets, make_datamodule, register_dataset
 
-DATASETS: dict[str, tuple[str, str]] = {
-    "character-trajectories": (
-        "bench.data.character_trajectories.CharacterTrajectoriesDataModule",
-        "UEA CharacterTrajectories, 3 channels x 182 steps at 200 Hz, 20 classes, 2000/429/429 (NCDE/HiPPO protocol)",
-    ),
-    "smnist": (
-        "bench.data.mnist.MNISTDataModule",
-        "sequential MNIST, 784 steps x 1 channel, 54000/6000/10000",
-    ),
-    "pmnist": (
-        "bench.data.mnist.MNISTDataModule",
-        "permuted MNIST (bit-reversal permutation), 784 x 1, 54000/6000/10000",
-    ),
-    "uea:<Name>": (
-        "bench.data.uea.UEADataModule",
-        "any UEA multivariate archive dataset, e.g. uea:BasicMotions (NCDE protocol)",
-    ),
+# name -> "module:attribute", imported on first access (PEP 562)
+_LAZY = {
+    "CharacterTrajectoriesDataModule": "bench.data.character_trajectories:CharacterTrajectoriesDataModule",
+    "MNISTDataModule": "bench.data.mnist:MNISTDataModule",
+    "UEADataModule": "bench.data.uea:UEADataModule",
+    "DataFormatError": "bench.data.formats:DataFormatError",
+    "DataNotFoundError": "bench.data.paths:DataNotFoundError",
 }
 
 
-def make_datamodule(name: str, **kwargs: Any):
-    """The data module registered as ``name`` (a key of :data:`DATASETS`, or ``uea:<Name>``)."""
-    if name == "character-trajectories":
-        return CharacterTrajectoriesDataModule(**kwargs)
-    if name == "smnist":
-        return MNISTDataModule(**{"permute": None, **kwargs})
-    if name == "pmnist":
-        return MNISTDataModule(**{"permute": "bit_reversal", **kwargs})
-    if name.startswith("uea:") and len(name) > 4:
-        return UEADataModule(name[4:], **kwargs)
-    raise ValueError(
-        f"unknown dataset {name!r}; expected one of {sorted(DATASETS)} (uea:<Name> for any UEA dataset)"
-    )
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, _, attr = _LAZY[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'bench.data' has no attribute {name!r}")
 
 
 __all__ = [
-    "DATASETS",
     "CharacterTrajectoriesDataModule",
     "DataFormatError",
     "DataNotFoundError",
@@ -60,5 +40,8 @@ __all__ = [
     "SequenceBatch",
     "UEADataModule",
     "collate_sequences",
+    "get_dataset_entry",
+    "list_datasets",
     "make_datamodule",
+    "register_dataset",
 ]

@@ -6,6 +6,7 @@ and test in order. ``num_workers=0`` by default: the data already sits in memory
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -13,11 +14,21 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from bench.data.batch import collate_sequences
+from bench.batch import collate_sequences
 
 SPLITS = ("train", "val", "test")
-# Keys of SequenceBatch.extras a data module can precompute (the contract with the models).
-EXTRAS = ("cde_coeffs",)
+# A model's per-split preprocessing: name -> function (values, times, mask, lengths) -> (N, ...),
+# run once per split by the data module into SequenceBatch.extras[name] (see bench.models.base).
+Extras = Mapping[str, Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]]
+
+
+def check_extras(extras: Extras | None) -> dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]]:
+    """``extras`` as a dict; ValueError (one line) unless it maps names to functions."""
+    if extras is None:
+        return {}
+    if not isinstance(extras, Mapping) or not all(isinstance(k, str) and callable(f) for k, f in extras.items()):
+        raise ValueError(f"extras must map names to functions (values, times, mask, lengths) -> tensor, got {extras!r}")
+    return dict(extras)
 
 
 def check_rate(name: str, hz: Any) -> float:

@@ -21,7 +21,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from bench.data.base import EXTRAS, SequenceDataModule, check_choice, check_rate, check_split
+from bench.data.base import (
+    Extras,
+    SequenceDataModule,
+    check_choice,
+    check_extras,
+    check_rate,
+    check_split,
+)
 from bench.data.download import remove_stale_staging
 from bench.data.paths import DataNotFoundError, check_data_dir, data_dir_origin, resolve_data_dir
 
@@ -117,7 +124,7 @@ class MNISTDataModule(SequenceDataModule):
         permute_seed: int = 0,
         val_size: int = 6000,
         download: bool = True,
-        extras: tuple[str, ...] | list[str] = (),
+        extras: Extras | None = None,
         num_workers: int = 0,
     ):
         super().__init__(batch_size, eval_batch_size, seed, num_workers)
@@ -136,8 +143,7 @@ class MNISTDataModule(SequenceDataModule):
             val_size,
         )
         self.download = download
-        for key in extras:
-            check_choice("extras entry", key, EXTRAS)
+        check_extras(extras)
         self.permutation = torch.from_numpy(permutation(permute, self.permute_seed))
         self._datasets: dict[str, PixelSequences] = {}
 

@@ -41,7 +41,14 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 
 from bench.data import download as dl
-from bench.data.base import EXTRAS, SequenceDataModule, SequenceDataset, check_choice, check_rate
+from bench.data.base import (
+    Extras,
+    SequenceDataModule,
+    SequenceDataset,
+    check_choice,
+    check_extras,
+    check_rate,
+)
 from bench.data.formats import ParsedSeries, read_arff_dimensions, read_ts
 from bench.data.paths import (
     DataNotFoundError,
@@ -222,7 +229,8 @@ class UEADataModule(SequenceDataModule):
         seed: seed of the training shuffle (the split and the missing points use the fixed
             reference seeds 0, 1 and 56789 so every model sees the same data).
         sample_rate_hz: the recording's sampling rate (200 for CharacterTrajectories).
-        extras: per-model preprocessing to precompute per (split, rate), e.g. ``("cde_coeffs",)``.
+        extras: per-model preprocessing to run once per (split, rate): name -> function
+            ``(values, times, mask, lengths) -> (N, ...)`` (a model's ``batch_extras``).
         download: whether ``prepare_data`` may download absent files.
 
     ``val_dataloader()`` returns ``[val at train_hz, val at eval_hz]`` (``dataloader_idx`` 0 / 1,
@@ -244,7 +252,7 @@ class UEADataModule(SequenceDataModule):
         *,
         eval_batch_size: int | None = None,
         sample_rate_hz: float | None = None,
-        extras: tuple[str, ...] | list[str] = (),
+        extras: Extras | None = None,
         download: bool = True,
         num_workers: int = 0,
         train_time_scale: float = 1.0,
@@ -277,9 +285,7 @@ class UEADataModule(SequenceDataModule):
             if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
                 raise ValueError(f"{key} must be a positive number, got {scale!r}")
         self.train_time_scale, self.eval_time_scale = float(train_time_scale), float(eval_time_scale)
-        for key in extras:
-            check_choice("extras entry", key, EXTRAS)
-        self.extras = tuple(extras)
+        self.extras = check_extras(extras)
         self.download = download
         self._parsed: tuple[ParsedSeries, ParsedSeries, str, str, list[Path]] | None = None
         self._data: dict[str, Any] | None = None
@@ -372,10 +378,8 @@ class UEADataModule(SequenceDataModule):
             else:
                 times = (index.double() / self.sample_rate_hz).float()
             times = (times * time_scale).expand(n, steps)
-            extras = {}
-            if "cde_coeffs" in self.extras:
-                extras["cde_coeffs"] = cde_coefficients(values, times, mask)
             lengths = torch.full((n,), steps, dtype=torch.int64)
+            extras = {name: fn(values, times, mask, lengths) for name, fn in self.extras.items()}
             self._datasets[key] = SequenceDataset(
                 values, times, mask, lengths, data["labels"][rows], extras
             )
@@ -434,52 +438,3 @@ class UEADataModule(SequenceDataModule):
             "source_sha256": data["checksum"],
             "extras": list(self.extras),
         }
-
-
-def interpolate_missing(x: Tensor) -> Tensor:
-    """``(N, L, C)``: NaN -> linear interpolation in the step index between the nearest observed
-    neighbours; the first / last observation before / after them; 0 for an all-NaN channel.
-
-    The same filling torchcde applies to NaN (``t = 0..L-1``), done for the whole batch at once:
-    torchcde's own NaN path loops over every series and channel in Python (45 s for this data).
-    """
-    observed = ~torch.isnan(x)
-    if observed.all():
-        return x
-    length = x.shape[1]
-    steps = torch.arange(length, device=x.device).view(1, -1, 1).expand_as(x)
-    prev = torch.where(observed, steps, -1).cummax(dim=1).values
-    nxt = torch.where(observed, steps, length).flip(1).cummin(dim=1).values.flip(1)
-    x_prev = x.gather(1, prev.clamp(min=0))
-    x_next = x.gather(1, nxt.clamp(max=length - 1))
-    ratio = (steps - prev) / (nxt - prev).clamp(min=1)
-    out = x_prev + ratio.to(x.dtype) * (x_next - x_prev)
-    out = torch.where(prev < 0, x_next, out)  # before the first observation
-    out = torch.where(nxt >= length, x_prev, out)  # after the last one
-    out = torch.where(observed.any(dim=1, keepdim=True), out, torch.zeros_like(x))
-    return torch.where(observed, x, out)
-
-
-def cde_coefficients(
-    values: Tensor, times: Tensor, mask: Tensor, lengths: Tensor | None = None
-) -> Tensor:
-    """torchcde Hermite coefficients of ``[times, values]`` with NaN at unobserved points.
-
-    ``(N, L, C)``, ``(N, L)``, ``(N, L, C)``, ``lengths`` ``(N,)`` or None ->
-    ``(N, L - 1, 4 * (C + 1))`` float32. The spline is parameterised by torchcde's default
-    ``t = 0..L-1``; time enters as channel 0. Steps at or past ``lengths`` count as unobserved, so
-    a padded series gets the same path up to its length as the unpadded one (after a channel's
-    last observation torchcde holds that value). NaN points are filled first by
-    :func:`interpolate_missing`, exactly as torchcde would fill them. The one implementation:
-    data modules precompute ``extras["cde_coeffs"]`` with it and the Neural CDE calls it when a
-    batch arrives without them.
-    """
-    import torchcde  # only models that ask for coefficients pay for the import
-
-    if lengths is not None:
-        steps = torch.arange(values.shape[1], device=values.device)
-        mask = mask & (steps.view(1, -1) < lengths.view(-1, 1).to(values.device)).unsqueeze(-1)
-    x = torch.cat([times[..., None], values.masked_fill(~mask, float("nan"))], dim=-1).float()
-    return torchcde.hermite_cubic_coefficients_with_backward_differences(
-        interpolate_missing(x)
-    ).float()

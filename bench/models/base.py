@@ -10,8 +10,10 @@ whose ``forward(batch: SequenceBatch) -> logits (B, num_classes)`` reads ``batch
   run-record ids hash it, so changed models are rerun instead of reusing stale results. A class
   registered under several names with fixed arguments may add a classmethod
   ``version_for(**fixed)`` to version each entry on its own (see ``HiPPOClassifier``).
-- ``batch_extras`` (class attribute, tuple of str): keys of ``SequenceBatch.extras`` the data
-  module should precompute once per split (for example ``("cde_coeffs",)``).
+- ``batch_extras`` (class attribute, dict): the per-split preprocessing the model needs, name ->
+  function ``(values, times, mask, lengths) -> (N, ...)``. The data module runs each once per
+  split into ``SequenceBatch.extras[name]`` and knows no model by name (the Neural CDE declares
+  ``{"cde_coeffs": cde_coefficients}``); the model must still work when a key is absent.
 """
 
 from __future__ import annotations

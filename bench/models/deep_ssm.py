@@ -74,7 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
 from hippo.fftconv import causal_conv
 from hippo.scan import SCANS, selective_scan, selective_step
@@ -304,7 +304,7 @@ class _DeepSSM(nn.Module):
     """Deep SSM classifier body (module docstring); subclasses build the mixers."""
 
     code_version = "1"
-    batch_extras: ClassVar[tuple[str, ...]] = ()
+    batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
 
     def _build_body(self, num_inputs: int, num_classes: int, hidden_size: int, n_layers: int,
                     dropout: float, prenorm: bool, readout: str, time_unit: float,

@@ -9,12 +9,13 @@ time (step k has ratio 1/k), which is what the paper's timescale experiments ran
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
 from hippo.nn import HiPPORNN, HiPPOState
 
@@ -39,7 +40,7 @@ class HiPPOClassifier(nn.Module):
     code_version = "1"
     # Per-measure bumps on top of code_version: fout's matrices were fixed (hippo.transition).
     measure_versions: ClassVar[dict[str, str]] = {"fout": "2"}
-    batch_extras: ClassVar[tuple[str, ...]] = ()
+    batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
 
     @classmethod
     def version_for(cls, measure: str, **_fixed: object) -> str:

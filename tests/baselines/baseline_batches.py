@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 
 NUM_CLASSES = 5
 

@@ -73,6 +73,6 @@ def test_interface_and_reference_defaults(name: str) -> None:
     assert model_parameters(name)["hidden_size"].default == REFERENCE_HIDDEN[name]
     model = tiny(name)
     assert model.code_version == CODE_VERSION[name]
-    assert isinstance(model.batch_extras, tuple)
+    assert isinstance(model.batch_extras, dict) and all(map(callable, model.batch_extras.values()))
     assert model.config["hidden_size"] == TINY[name]["hidden_size"]
     assert model.config["num_classes"] == NUM_CLASSES

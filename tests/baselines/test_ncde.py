@@ -11,7 +11,7 @@ from baseline_batches import make_batch
 from baselines import fixed_step
 from baselines.fixed_step import cde_solve, hermite_derivative
 from baselines.ncde import NeuralCDE, cde_coefficients
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 
 
 def tiny(**kw) -> NeuralCDE:
@@ -212,7 +212,7 @@ def test_config_records_the_solver() -> None:
     assert config["backend"] == "fast"
     sizes = {k: config[k] for k in ("hidden_size", "hidden_hidden_size", "num_hidden_layers")}
     assert sizes == {"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3}
-    assert NeuralCDE.batch_extras == ("cde_coeffs",)
+    assert NeuralCDE.batch_extras == {"cde_coeffs": cde_coefficients}
 
 
 @pytest.mark.parametrize("step_size", [0, -1.0, 2.0])

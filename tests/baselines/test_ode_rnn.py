@@ -11,7 +11,7 @@ from baseline_batches import make_batch
 
 from baselines.fixed_step import TABLEAUX, MLPTape, rk_step
 from baselines.ode_rnn import ODERNN, SOLVERS
-from bench.data.batch import SequenceBatch
+from bench.batch import SequenceBatch
 
 
 def one_step(model: ODERNN, h0: torch.Tensor, dt: torch.Tensor, method: str) -> torch.Tensor:

@@ -24,7 +24,7 @@ from bench.suites import TIME_MODES, Suite
 
 class FakeGRU(nn.Module):
     code_version = "1"
-    batch_extras: tuple[str, ...] = ()
+    batch_extras: dict = {}
 
     def __init__(self, num_inputs: int, num_classes: int, hidden_size: int = 8):
         super().__init__()

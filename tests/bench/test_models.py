@@ -49,12 +49,12 @@ def real_batch():
     if not (DATA_DIR / "CharacterTrajectories").is_dir():
         pytest.skip(f"CharacterTrajectories not found under {DATA_DIR} (set BENCH_DATA_DIR)")
 
-    def get(time: str, extras: tuple[str, ...]) -> SequenceBatch:
+    def get(time: str, extras: dict) -> SequenceBatch:
         key = (time, tuple(extras))
         if key not in _batches:
             dm = CharacterTrajectoriesDataModule(
                 DATA_DIR, train_hz=1.0, eval_hz=1.0, time=time, missing_rate=0.0,
-                batch_size=SERIES, seed=0, extras=tuple(extras),
+                batch_size=SERIES, seed=0, extras=extras,
             )
             dm.setup("fit")
             _batches[key] = crop(next(iter(dm.train_dataloader())), STEPS)
@@ -85,7 +85,7 @@ def garbage_after(batch: SequenceBatch, lengths: torch.Tensor) -> SequenceBatch:
 @pytest.mark.parametrize("name", list_models())
 def test_model_on_real_batches(name: str, real_batch) -> None:
     model = build(name)
-    extras = tuple(type(model).batch_extras)
+    extras = dict(type(model).batch_extras)
 
     # forward + backward, both time modes
     for time in ("index", "physical"):

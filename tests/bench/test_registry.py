@@ -44,7 +44,7 @@ def test_create_model_follows_the_interface(name: str) -> None:
     assert isinstance(model, torch.nn.Module)
     assert isinstance(model.config, dict) and model.config["hidden_size"] == 8
     assert isinstance(type(model).code_version, str) and type(model).code_version
-    assert isinstance(type(model).batch_extras, tuple)
+    assert isinstance(type(model).batch_extras, dict) and all(map(callable, type(model).batch_extras.values()))
 
 
 def test_entries_of_one_class_are_versioned_per_measure(monkeypatch) -> None:

@@ -109,6 +109,7 @@ def test_kill_minus_nine_leaves_no_corrupt_record_and_rerun_completes(tmp_path, 
     deadline = time.time() + 120
     while time.time() < deadline and len(list(folder.glob("*.json"))) < 2 and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, f"the suite ended before the kill: {proc.stderr.read().decode()[-3000:]}"
     os.kill(proc.pid, signal.SIGKILL)  # our own child, by pid
     proc.wait()
     done = list(folder.glob("*.json"))

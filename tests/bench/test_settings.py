@@ -107,3 +107,26 @@ def test_a_models_own_optimiser_setup_is_used():
     plain = SequenceClassifier(nn.Linear(2, 3), TrainSettings(lr=0.2, weight_decay=0.01), ["val_acc"], "unused")
     adam = plain.configure_optimizers()
     assert isinstance(adam, torch.optim.Adam) and adam.defaults["weight_decay"] == 0.01
+
+
+def test_csv_logger_writes_per_epoch_curves(fakes, tmp_path):
+    import bench
+
+    result = bench.run("fake", profile="smoke", models=["fake-gru"], seeds=[0], results_dir=tmp_path,
+                       device="cpu", interactive=False, logger="csv", report=False)  # fmt: skip
+    (record, *_) = result.records
+    metrics = tmp_path / "fake" / "curves" / record.id / "metrics.csv"
+    header, *rows = metrics.read_text().splitlines()
+    assert "epoch_val_acc_train_rate" in header and "epoch_val_acc_eval_rate" in header
+    assert sum(1 for r in rows if r.split(",")[header.split(",").index("epoch_train_acc")]) == 2  # 2 epochs
+
+
+def test_tensorboard_without_its_package_is_one_clear_error(fakes, tmp_path, monkeypatch):
+    import importlib.util
+
+    import bench
+    from bench.api import UsageError
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(UsageError, match="pip install tensorboard"):
+        bench.run("fake", profile="smoke", results_dir=tmp_path, device="cpu", logger="tensorboard")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.cde_path import cde_coefficients
 from bench.data import CharacterTrajectoriesDataModule
 from bench.data.formats import read_arff_dimensions
 
@@ -113,7 +114,7 @@ def test_short_channels_padded_with_their_last_value(physical, raw):
 
 def test_missing_data(ct_dir):
     dm = CharacterTrajectoriesDataModule(
-        ct_dir, missing_rate=0.3, eval_hz=0.5, extras=("cde_coeffs",), download=False
+        ct_dir, missing_rate=0.3, eval_hz=0.5, extras={"cde_coeffs": cde_coefficients}, download=False
     )
     dm.setup()
     mask, values = dm._data["mask"], dm._data["values"]

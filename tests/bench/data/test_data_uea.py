@@ -8,53 +8,26 @@ import numpy as np
 import pytest
 import torch
 from archives import make_zip
+from toy_uea import write_toy_dataset
 
+from baselines.cde_path import cde_coefficients
 from bench.data import (
-    DATASETS,
     CharacterTrajectoriesDataModule,
     DataNotFoundError,
     MNISTDataModule,
     SequenceBatch,
     UEADataModule,
+    get_dataset_entry,
+    list_datasets,
     make_datamodule,
 )
 from bench.data import download as dl
 from bench.data.uea import forward_fill, pad_last_observed
 
 
-def toy_ts(rng: np.random.Generator, n_per_class: int) -> str:
-    lines = [
-        "@problemName Toy",
-        "@missing true",
-        "@dimensions 2",
-        "@equalLength false",
-        "@classLabel true up down",
-        "@data",
-    ]
-    for label in ("up", "down"):
-        for _ in range(n_per_class):
-            length = int(rng.integers(5, 12))
-            x = rng.normal(size=length).round(3).astype(str).tolist()
-            y = rng.normal(size=length - 2).round(3).astype(str).tolist()  # shorter channel
-            lines.append(f"{','.join(x)}:{','.join(y)}:{label}")
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture
 def toy_dir(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "Toy"
-    folder.mkdir()
-    (folder / "Toy_TRAIN.ts").write_text(toy_ts(rng, 20))
-    (folder / "Toy_TEST.ts").write_text(toy_ts(rng, 20))
-    # Per-dimension arff files with other values: the .ts files must win.
-    for split in ("TRAIN", "TEST"):
-        for d in (1, 2):
-            rows = "".join("9,9,up\n" for _ in range(40))
-            (folder / f"ToyDimension{d}_{split}.arff").write_text(
-                f"@relation t\n@attribute a numeric\n@attribute b numeric\n@attribute c {{up,down}}\n@data\n{rows}"
-            )
-    return tmp_path
+    return write_toy_dataset(tmp_path, with_arff=True)
 
 
 def test_generic_uea_module(toy_dir):
@@ -64,7 +37,7 @@ def test_generic_uea_module(toy_dir):
         train_hz=1.0,
         eval_hz=0.5,
         batch_size=8,
-        extras=("cde_coeffs",),
+        extras={"cde_coeffs": cde_coefficients},
         download=False,
     )
     dm.setup()
@@ -149,7 +122,10 @@ def test_invalid_mnist_and_uea_arguments():
 
 
 def test_registry_names():
-    assert {"character-trajectories", "smnist", "pmnist", "uea:<Name>"} <= set(DATASETS)
+    assert {"character-trajectories", "smnist", "pmnist"} <= set(list_datasets())
+    assert get_dataset_entry("uea:CharacterTrajectories").sample_rate_hz == 200.0
+    assert get_dataset_entry("uea:Toy").sample_rate_hz is None
+    assert get_dataset_entry("uea:Toy", sample_rate_hz=50.0).sample_rate_hz == 50.0
     assert make_datamodule("pmnist").permute == "bit_reversal"
     assert make_datamodule("smnist").permute is None
     assert make_datamodule("uea:BasicMotions").name == "BasicMotions"
@@ -189,7 +165,7 @@ def test_download_from_url_verifies_and_extracts(tmp_path, toy_dir, monkeypatch)
 
 def test_interpolate_missing_matches_torchcde():
     torchcde = pytest.importorskip("torchcde")
-    from bench.data.uea import interpolate_missing
+    from baselines.cde_path import interpolate_missing
 
     x = torch.randn(6, 12, 3, generator=torch.Generator().manual_seed(0))
     x[torch.rand(6, 12, 3, generator=torch.Generator().manual_seed(1)) < 0.5] = float("nan")

@@ -1,0 +1,81 @@
+"""The Python API (bench.run, bench.load_results, bench.report) and any UEA dataset in the suites."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_checks import assert_one_line_error
+from toy_uea import write_toy_dataset
+
+import bench
+from bench.api import UsageError
+from bench.cli import main
+
+REPO_RESULTS = Path(__file__).resolve().parents[2] / "results"
+
+
+@pytest.fixture
+def toy_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    return write_toy_dataset(tmp_path / "data")
+
+
+def test_timescale_on_another_uea_dataset_through_the_api(toy_data, tmp_path):
+    result = bench.run("timescale", profile="smoke", models=["lstm", "hippo-legs"], dataset="uea:Toy",
+                       data_dir=toy_data, results_dir=tmp_path / "results", device="cpu", interactive=False)  # fmt: skip
+    assert len(result.records) == 4 and not result.failed
+    assert {r.spec.condition for r in result.records} == {"0.5->1.0", "1.0->0.5"}  # no known rate: factors
+    assert all(r.spec.dataset == "uea:Toy" and r.data_protocol["dataset"] == "Toy" for r in result.records)
+    assert result.report_paths and "0.5->1.0" in result.report_paths[0].read_text()
+    frame = bench.load_results(tmp_path / "results", "timescale")
+    assert len(frame) == 4 and frame["test_acc"].dtype.kind == "f" and set(frame["model"]) == {"lstm", "hippo-legs"}
+    assert {"train.batch_size", "model.hidden_size", "rate.0.5", "env.torch"} <= set(frame.columns)
+
+
+def test_timescale_on_another_uea_dataset_through_the_cli(toy_data, tmp_path, capsys):
+    results = tmp_path / "results"
+    code = main(["run", "--suite", "timescale", "--profile", "smoke", "--models", "lstm", "--dataset", "uea:Toy",
+                 "--sample-rate", "50", "--time", "physical", "--data-dir", str(toy_data),
+                 "--results-dir", str(results), "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    frame = bench.load_results(results)
+    assert set(frame["condition"]) == {"25Hz->50Hz", "50Hz->25Hz"} and set(frame["data.time"]) == {"physical"}
+    assert set(frame["data.sample_rate_hz"]) == {50}
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["--dataset", "uea:Nope"], ["UEA dataset 'Nope' not found", "Nope_TRAIN.ts"]),
+    (["--dataset", "pmnist"], ["needs a UEA dataset"]),
+    (["--dataset", "uea:Toy", "--time", "physical"], ["no known sampling rate", "--sample-rate"]),
+])  # fmt: skip
+def test_bad_datasets_are_one_line(toy_data, tmp_path, capsys, args, fragments):
+    base = ["run", "--suite", "timescale", "--profile", "smoke", "--models", "lstm", "--data-dir", str(toy_data),
+            "--results-dir", str(tmp_path / "r"), "--device", "cpu"]  # fmt: skip
+    assert_one_line_error(base + args, capsys, *fragments)
+
+
+def test_a_suite_with_a_fixed_dataset_refuses_another():
+    with pytest.raises(UsageError, match="fixed dataset"):
+        bench.api.prepare("pmnist", profile="smoke", dataset="uea:Toy")
+
+
+def test_load_results_reads_the_committed_records():
+    folder = REPO_RESULTS / "timescale" / "records"
+    frame = bench.load_results(REPO_RESULTS, "timescale")
+    assert len(frame) == len(list(folder.glob("*.json"))) > 0
+    assert frame["test_acc"].dtype.kind == "f" and frame["status"].eq("ok").all()
+
+
+def test_report_through_the_api(tmp_path):
+    with pytest.raises(UsageError, match="no records for suite 'timescale'"):
+        bench.report("timescale", results_dir=tmp_path)
+
+
+def test_cli_runs_print_no_noise_a_user_cannot_act_on(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "bench", "ls", "models"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0 and "s4d" in proc.stdout
+    assert proc.stderr == "", proc.stderr[-2000:]
