@@ -48,12 +48,13 @@ import json
 import math
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.records import RunRecord, canonical_json, load_record, write_atomic
+from bench.tasks import CompareMetric, compare_metrics
 
 KINDS = ("accuracy", "throughput", "memory")
 
@@ -65,28 +66,9 @@ class CompareError(ValueError):
 # --- what is compared ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Metric:
-    """One compared number: its name in the report, its kind and how to read it from a record."""
-
-    name: str
-    kind: str
-    read: Callable[[RunRecord], Any]
-    relative: bool = True  # compared as a ratio of medians; False: a difference of means
-    lower_is_better: bool = False
-
-
-METRICS = (
-    Metric("test_acc", "accuracy", lambda r: r.metrics.get("test_acc"), relative=False),
-    # the reference codes' selection at the evaluation rate (absent from MNIST and old records)
-    Metric("test_acc_eval_selected", "accuracy", lambda r: r.metrics.get("test_acc_eval_selected"),
-           relative=False),
-    Metric("mse", "accuracy", lambda r: r.metrics.get("mse"), lower_is_better=True),
-    Metric("train_samples_per_s", "throughput", lambda r: (r.throughput or {}).get("train_samples_per_s")),
-    Metric("infer_samples_per_s", "throughput", lambda r: (r.throughput or {}).get("infer_samples_per_s")),
-    Metric("steps_per_s", "throughput", lambda r: r.metrics.get("steps_per_s")),
-    Metric("peak_memory_bytes", "memory", lambda r: r.peak_memory_bytes, lower_is_better=True),
-)
+# Every task's compared numbers (bench.tasks): test accuracy under both model selections, MSE,
+# throughput, peak memory. A record without one of them is not compared on it.
+METRICS = compare_metrics()
 
 
 @dataclass(frozen=True)
@@ -322,7 +304,7 @@ def pooled_std(samples: Iterable[Sequence[float]]) -> float:
 
 
 def compare_metric(
-    metric: Metric, candidate: Sequence[float], baselines: Sequence[Sequence[float]], options: CompareOptions
+    metric: CompareMetric, candidate: Sequence[float], baselines: Sequence[Sequence[float]], options: CompareOptions
 ) -> tuple[float, float, float, float, bool, bool] | None:
     """``(baseline, candidate, change, threshold, regressed, improved)``; None if not comparable.
 

@@ -24,6 +24,7 @@ from rich.progress import (
 )
 
 from bench.records import RunRecord, RunSpec
+from bench.tasks import get_task
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -37,12 +38,9 @@ def headline(record: RunRecord) -> str:
     """The one number that says how a run went (or its error)."""
     if record.status != "ok":
         return (record.error or "failed").splitlines()[0][:120]
-    m = record.metrics
-    for key, fmt in (("test_acc", "test_acc {:.3f}"), ("mse", "mse {:.3g}"),
-                     ("train_samples_per_s", "train {:.1f} samples/s")):  # fmt: skip
-        if m.get(key) is not None:
-            return fmt.format(m[key])
-    return ""
+    key, fmt = get_task(record.spec.task).headline
+    value = record.metrics.get(key)
+    return "" if value is None else fmt.format(value)
 
 
 class SuiteProgress:

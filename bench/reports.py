@@ -27,6 +27,7 @@ from bench import records  # noqa: E402
 from bench.records import RunRecord  # noqa: E402
 from bench.settings import profile_description  # noqa: E402
 from bench.suites import PROFILES  # noqa: E402
+from bench.tasks import get_task  # noqa: E402
 
 
 class NoRecordsError(Exception):
@@ -396,9 +397,6 @@ def throughput_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, f
     return tables, _save(fig, folder, "throughput")
 
 
-REPORTS = {"classification": classification_report, "funcapprox": funcapprox_report, "throughput": throughput_report}
-
-
 def write_report(results_dir: str | Path, suite: str, profile: str | None = None) -> list[Path]:
     """Write ``table.md``, ``table.tex`` and plots for ``suite`` from its records; return the paths."""
     recs = records.load_records(results_dir, suite)
@@ -411,7 +409,7 @@ def write_report(results_dir: str | Path, suite: str, profile: str | None = None
     if ok.empty:
         raise NoRecordsError(f"all {failed} runs of suite {suite!r} ({profile}) failed; see the records' errors")
     folder = records.suite_dir(results_dir, suite)
-    tables, paths = REPORTS[ok["task"].iloc[0]](suite, ok, profile, failed, folder)
+    tables, paths = get_task(ok["task"].iloc[0]).load("report")(suite, ok, profile, failed, folder)
     md, tex = folder / "table.md", folder / "table.tex"
     records.write_atomic(md, "\n".join(to_markdown(t) for t in tables))
     records.write_atomic(tex, "\n".join(to_latex(t) for t in tables))

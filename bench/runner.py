@@ -38,6 +38,7 @@ from bench.models import create_model, get_model_entry
 from bench.progress import EpochProgress, SuiteProgress
 from bench.records import RunRecord, RunSpec
 from bench.settings import TrainSettings
+from bench.tasks import Task, get_task
 from bench.throughput import measure_streaming, measure_throughput, peak_memory, reset_peak_memory
 from bench.training import evaluate, evaluate_eval_selected, fit, lightning_logger
 
@@ -93,9 +94,12 @@ def with_trainer_options(
     if (devices, num_nodes, strategy) == (1, 1, "auto"):
         trainer = {}
     device = {} if accelerator == "cpu" else {"accelerator": accelerator}
-    extra = {"classification": {**trainer, **device}, "throughput": device}
+
+    def extra(task: Task) -> dict[str, Any]:
+        return {**(trainer if task.trains else {}), **(device if task.on_device else {})}
+
     return [
-        dataclasses.replace(s, train={**s.train, **extra[s.task]}) if extra.get(s.task) else s
+        dataclasses.replace(s, train={**s.train, **extra(get_task(s.task))}) if extra(get_task(s.task)) else s
         for s in specs
     ]
 
@@ -107,8 +111,9 @@ def _load(target: str) -> Any:
 
 def code_version(spec: RunSpec) -> str:
     """The version that, with the spec, names the run: the model class's ``code_version``."""
-    if spec.task == "funcapprox":
-        return str(importlib.import_module("hippo.funcapprox").CODE_VERSION)
+    task = get_task(spec.task)
+    if task.version is not None:
+        return str(task.load("version"))
     return get_model_entry(spec.model).code_version()
 
 
@@ -166,7 +171,7 @@ def run_log(path: Path) -> Iterator[logging.Logger]:
         handler.close()
 
 
-def _classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
+def run_classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
     settings = TrainSettings.from_dict(spec.train)
     model_cls = get_model_entry(spec.model).load()
     dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", {}))
@@ -212,7 +217,7 @@ def _throughput(model: torch.nn.Module, dm: Any, settings: TrainSettings, ctx: R
                               iters=settings.throughput_iters, lr=settings.lr)  # fmt: skip
 
 
-def _throughput_only(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
+def run_throughput(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
     model_cls = get_model_entry(spec.model).load()
     dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", {}))
     dm.setup("fit")
@@ -234,15 +239,12 @@ def _throughput_only(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logg
     }
 
 
-def _funcapprox(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
+def run_funcapprox(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
     approximate_function = _load("hippo.funcapprox:approximate_function")
     result = approximate_function(spec.model, seed=spec.seed, dtype=torch.float64, **spec.model_args)
     metrics = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
     metrics["mse_at"] = {str(k): v for k, v in (metrics.get("mse_at") or {}).items()}
     return {"metrics": metrics, "train_seconds": metrics.get("seconds")}
-
-
-TASKS = {"classification": _classification, "throughput": _throughput_only, "funcapprox": _funcapprox}
 
 
 @dataclass
@@ -296,7 +298,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
             if version.startswith("unavailable"):
                 code_version(spec)  # raise the import error again, inside the handler
             L.seed_everything(spec.seed, workers=True, verbose=False)
-            for key, value in TASKS[spec.task](spec, ctx, rid, log).items():
+            for key, value in get_task(spec.task).load("run")(spec, ctx, rid, log).items():
                 setattr(record, key, value)
             record.status = "ok"
         except DATA_ERRORS as e:
@@ -381,11 +383,11 @@ def run_suite(
     executor = executor if executor is not None else LocalExecutor()
     device = torch.device(device)
     for spec in specs:  # bad settings fail before any run, with one line naming the key
-        if spec.task in ("classification", "throughput"):
+        if get_task(spec.task).settings:
             TrainSettings.from_dict(spec.train)
     for spec in specs:  # the id says which accelerator the record belongs to (with_trainer_options)
         wanted = spec.train.get("accelerator", "cpu")
-        if spec.task in ("classification", "throughput") and wanted != device.type:
+        if get_task(spec.task).on_device and wanted != device.type:
             raise ValueError(f"run {spec.label()} was built for accelerator {wanted!r} but the "
                              f"device is {device.type!r}; build the specs with "
                              f"with_trainer_options(..., accelerator={device.type!r})")
@@ -401,7 +403,7 @@ def run_suite(
                 skipped += 1
                 found[i] = done
                 progress.run_finished(done, skipped=True, seconds=0.0)
-            elif rank == 0 or spec.task == "classification":  # other ranks join training runs only
+            elif rank == 0 or get_task(spec.task).trains:  # other ranks join training runs only
                 todo.append(i)
         ctx = RunContext(results_dir, data_dir, device, progress, logger)
         start = time.perf_counter()
