@@ -25,7 +25,7 @@ from tabulate import tabulate  # noqa: E402
 
 from bench import records  # noqa: E402
 from bench.records import RunRecord  # noqa: E402
-from bench.settings import profile_description  # noqa: E402
+from bench.settings import follows_profile, profile_description  # noqa: E402
 from bench.suites import PROFILES  # noqa: E402
 from bench.tasks import get_task  # noqa: E402
 
@@ -247,7 +247,11 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
     ok = ok.assign(column=_column_label(ok))
     classes = {int(c) for c in ok["num_classes"].dropna()}
     chance = "; ".join(f"{100 / c:.1f}% ({c} classes)" for c in sorted(classes)) or "unknown"
-    scaling = profile_description(ok["dataset"].dropna().iloc[0] if ok["dataset"].notna().any() else None, profile)
+    dataset = ok["dataset"].dropna().iloc[0] if ok["dataset"].notna().any() else None
+    if all(follows_profile(dataset, r.model, profile, r.settings) for r in ok.itertuples()):
+        scaling = profile_description(dataset, profile)
+    else:  # records of an older suite definition or custom specs: the caption must not claim it
+        scaling = f"{profile}, with the settings of the settings table (not this version's {profile} definition)"
     caption = (
         f"{suite}: test accuracy (%) at the evaluation rate, mean ± std over seeds (n runs); "
         f"best mean in bold. Chance level: {chance}. Profile {scaling}; each model's settings are in "

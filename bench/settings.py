@@ -230,6 +230,17 @@ def profile_description(dataset: str | None, profile: str) -> str:
     return scaling.description if scaling is not None else profile
 
 
+def follows_profile(dataset: str | None, model: str, profile: str, settings: Mapping[str, Any]) -> bool:
+    """Whether ``settings`` (a record's training settings and width arguments, as the report
+    summarises them) are what ``profile`` gives ``model`` today (so a caption may describe them)."""
+    try:
+        train, args = model_settings(family_of(dataset), model, profile)
+    except (KeyError, ValueError):
+        return False
+    expected = {**train.to_dict(), **args}
+    return all(settings.get(k) == expected.get(k) for k in settings if k in expected)
+
+
 def reference(family: str, model: str) -> Reference:
     """The reference configuration of ``model`` on ``family``; ValueError naming what is known."""
     if family not in REFERENCE:

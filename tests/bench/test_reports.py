@@ -120,3 +120,22 @@ def test_funcapprox_and_throughput_reports(results_dir):
 def test_report_without_records_says_so(results_dir):
     with pytest.raises(NoRecordsError, match="no records for suite 'timescale'"):
         write_report(results_dir, "timescale")
+
+
+def test_the_caption_describes_the_profile_only_for_records_that_follow_it(results_dir):
+    from dataclasses import replace
+
+    from bench.suites import build_suite
+
+    spec = build_suite("timescale", "quick", seeds=[0], models=["lstm"])[0]
+    rec = _ct_record("lstm", spec.condition, 0, 0.5)
+    rec.spec = spec
+    rec.id = records.run_id(spec, "1")
+    records.save_record(results_dir, rec)
+    md = write_report(results_dir, "timescale")[0].read_text()
+    assert "8 epochs and widths capped at 64" in md and "not this version's" not in md
+    other = replace(spec, seed=1, train={**spec.train, "lr": 0.1})
+    rec.spec, rec.id, rec.finished_at = other, records.run_id(other, "1"), "2025-01-02T00:00:00"
+    records.save_record(results_dir, rec)
+    md = write_report(results_dir, "timescale")[0].read_text()
+    assert "not this version's quick definition" in md
