@@ -287,7 +287,11 @@ def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
     version = _version(spec)
     rid = records.run_id(spec, version)
     record = RunRecord(id=rid, spec=spec, code_version=version, started_at=_now())
-    record.environment = collect_environment(ctx.device)
+    # Gradients that decay through long recurrences reach subnormal floats, which x86 CPUs
+    # compute 10-100x slower: an LSTM training step at 182 steps took 3.3 s instead of 0.5 s
+    # (identical losses). Flushing them to zero costs nothing measurable under Adam (eps 1e-8).
+    flushed = torch.set_flush_denormal(True)
+    record.environment = {**collect_environment(ctx.device), "flush_denormal": flushed}
     log_file = records.log_path(ctx.results_dir, spec.suite, rid)
     rank = global_rank()
     if rank:

@@ -122,3 +122,14 @@ def test_kill_minus_nine_leaves_no_corrupt_record_and_rerun_completes(tmp_path, 
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert len(list(folder.glob("*.json"))) == 6
     assert rerun.stdout.count(" skip ") == len(done)
+
+
+def test_runs_flush_subnormal_floats_and_say_so(fakes, results_dir):
+    import torch
+
+    specs = fakes.fake_suite("smoke", [0], models=("fake-gru",))[:1]
+    (record,) = run_suite(specs, results_dir, interactive=False).records
+    supported = torch.set_flush_denormal(True)  # False where the CPU has no such mode
+    assert record.environment["flush_denormal"] is supported
+    if supported:
+        assert torch.tensor([1e-40], dtype=torch.float32).item() == 0.0
