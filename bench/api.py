@@ -134,8 +134,11 @@ def run_specs(
     check_results_dir(results_dir)
     check_data(specs, data_dir)
     built = (executor or ExecutorOptions()).build(results_dir)
-    result = run_suite(specs, results_dir, data_dir=data_dir, device=torch_device, resume=resume,
-                       title=title, executor=built, interactive=interactive, logger=logger)  # fmt: skip
+    try:
+        result = run_suite(specs, results_dir, data_dir=data_dir, device=torch_device, resume=resume,
+                           title=title, executor=built, interactive=interactive, logger=logger)  # fmt: skip
+    except ValueError as e:  # bad specs (settings, accelerator), refused before any run
+        raise UsageError(str(e)) from None
     result.executor = built.describe()
     if write_report and global_rank() == 0 and specs:
         from bench import reports as report_module

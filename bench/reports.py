@@ -25,7 +25,7 @@ from tabulate import tabulate  # noqa: E402
 
 from bench import records  # noqa: E402
 from bench.records import RunRecord  # noqa: E402
-from bench.settings import follows_profile, profile_description  # noqa: E402
+from bench.settings import TrainSettings, follows_profile, profile_description  # noqa: E402
 from bench.suites import PROFILES  # noqa: E402
 from bench.tasks import get_task  # noqa: E402
 
@@ -87,7 +87,13 @@ SETTINGS_COLUMNS = ("hidden_size", "hidden_hidden_size", "num_hidden_layers", "b
 def _settings_summary(record: RunRecord) -> dict[str, Any]:
     """The effective settings a record states: its training settings and model configuration."""
     config = {**(record.model_config or {}), **record.spec.model_args}
-    values = {**{k: config.get(k) for k in SETTINGS_COLUMNS[:3]}, **record.spec.train}
+    train = dict(record.spec.train)
+    if get_task(record.spec.task).settings:
+        try:  # older records leave defaults out: state them (weight decay 0, ...)
+            train = TrainSettings.from_dict(train).to_dict()
+        except ValueError:
+            pass
+    values = {**{k: config.get(k) for k in SETTINGS_COLUMNS[:3]}, **train}
     return {k: values.get(k) for k in SETTINGS_COLUMNS}
 
 
@@ -102,7 +108,7 @@ def select_records(frame: pd.DataFrame, profile: str | None) -> tuple[pd.DataFra
     frame = frame.drop_duplicates("spec_key", keep="last")
     # One setting per table cell: records of other hyperparameters left in the folder (an older
     # suite definition, other --models overrides) must not be averaged in as extra "seeds".
-    cell = ["model", "condition", "time"]
+    cell = ["model", "dataset", "condition", "time"]
     latest = frame.groupby(cell, dropna=False)["setting_key"].transform("last")
     return frame[frame["setting_key"] == latest], profile
 
@@ -205,10 +211,14 @@ def _time_note(ok: pd.DataFrame) -> str:
 
 
 def _column_label(ok: pd.DataFrame) -> pd.Series:
-    """Condition, plus the time mode when records of both modes are reported side by side."""
+    """Condition, plus the time mode when records of both modes are reported side by side, and
+    the dataset when records of several datasets are (``--dataset``)."""
+    label = ok["condition"]
     if ok["time"].nunique(dropna=True) > 1:
-        return ok["condition"] + " (" + ok["time"].fillna("") + " time)"
-    return ok["condition"]
+        label = label + " (" + ok["time"].fillna("") + " time)"
+    if ok["dataset"].nunique(dropna=True) > 1:
+        label = ok["dataset"].fillna("") + ": " + label
+    return label
 
 
 def settings_table(ok: pd.DataFrame) -> Table:

@@ -39,7 +39,13 @@ from bench.progress import EpochProgress, SuiteProgress
 from bench.records import RunRecord, RunSpec
 from bench.settings import TrainSettings
 from bench.tasks import Task, get_task
-from bench.throughput import measure_streaming, measure_throughput, peak_memory, reset_peak_memory
+from bench.throughput import (
+    has_step_mode,
+    measure_streaming,
+    measure_throughput,
+    peak_memory,
+    reset_peak_memory,
+)
 from bench.training import evaluate, evaluate_eval_selected, fit, lightning_logger
 
 # Loggers whose output goes to the run's log file instead of the console while a run is going.
@@ -224,7 +230,7 @@ def run_throughput(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger
     model = create_model(spec.model, dm.num_inputs, dm.num_classes, **spec.model_args)
     settings = TrainSettings.from_dict(spec.train)
     result = _throughput(model, dm, settings, ctx)
-    if settings.throughput_iters and callable(getattr(model, "step", None)):  # a recurrent form
+    if settings.throughput_iters and has_step_mode(model):  # a recurrent form
         batch = next(iter(dm.train_dataloader()))
         streaming = measure_streaming(model, batch, ctx.device, warmup=min(settings.throughput_warmup, 1),
                                       iters=min(settings.throughput_iters, 3))  # fmt: skip

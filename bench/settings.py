@@ -14,6 +14,7 @@ that every registered model has one for every family.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,9 +96,6 @@ class TrainSettings:
         d["eval_rates"] = list(self.eval_rates)
         return d
 
-    def replace(self, **changes: Any) -> TrainSettings:
-        return TrainSettings.from_dict({**self.to_dict(), **changes})
-
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -105,7 +103,7 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
 
 
 def _check_number(name: str, value: Any, positive: bool) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or (value <= 0 if positive else value < 0):
         bound = "> 0" if positive else ">= 0"
         raise SettingsError(f"train setting {name!r} must be a number {bound}, got {value!r}")

@@ -15,14 +15,14 @@ from typing import Any
 
 from bench.data.registry import UEA_PREFIX, DatasetEntry, get_dataset_entry
 from bench.records import RunSpec
-from bench.settings import TrainSettings, model_settings
+from bench.settings import DEEP_SSM_MODELS, TrainSettings, model_settings
 
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_SEEDS = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
 TIME_MODES = ("index", "physical")
 
 # The successors of HiPPO (deep state-space models): run them with --models, in both time modes.
-SSM_MODELS = ("s4d", "s4d-lin", "lssl", "mamba")
+SSM_MODELS = DEEP_SSM_MODELS
 # The paper's timescale table, in its column order.
 TIMESCALE_MODELS = (
     "hippo-legs", "hippo-legt", "hippo-lagt", "lstm", "gru", "gru-d", "ode-rnn", "ncde", "lmu",
@@ -52,11 +52,6 @@ THROUGHPUT = {
     "quick": dict(hidden_size=128, batch_size=100, throughput_warmup=2, throughput_iters=5),
     "paper": dict(hidden_size=256, batch_size=100, throughput_warmup=5, throughput_iters=20),
 }
-
-
-def _check_profile(profile: str) -> None:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
 
 
 def _classification_runs(
@@ -279,6 +274,9 @@ def build_suite(
     if sample_rate_hz is not None and not sample_rate_hz > 0:
         raise ValueError(f"--sample-rate must be a positive number of Hz, got {sample_rate_hz!r}")
     entry = get_dataset_entry(dataset or CT, sample_rate_hz)
+    if sample_rate_hz is not None and not entry.name.startswith(UEA_PREFIX):
+        raise ValueError(f"dataset {entry.name!r} has a known sampling rate ({entry.sample_rate_hz:g} Hz); "
+                         "--sample-rate applies to uea:<Name> datasets")
     if entry.family != "character-trajectories":
         raise ValueError(f"suite {name!r} needs a UEA dataset (character-trajectories or uea:<Name>), got {entry.name!r}")
     if time == "physical" and not entry.sample_rate_hz:

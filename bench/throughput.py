@@ -132,6 +132,11 @@ def _state_bytes(state: Any) -> int:
     return 0
 
 
+def has_step_mode(model: nn.Module) -> bool:
+    """Whether ``model`` has the streaming interface: ``init_state`` and ``step``."""
+    return callable(getattr(model, "step", None)) and callable(getattr(model, "init_state", None))
+
+
 def measure_streaming(
     model: nn.Module,
     batch: SequenceBatch,
@@ -153,7 +158,7 @@ def measure_streaming(
     """
     if iters < 1 or warmup < 0:
         raise ValueError(f"need iters >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
-    if not (callable(getattr(model, "step", None)) and callable(getattr(model, "init_state", None))):
+    if not has_step_mode(model):
         raise TypeError(f"{type(model).__name__} has no streaming step mode "
                         "(init_state/step)")
     model = copy.deepcopy(model).to(device).eval()

@@ -123,9 +123,12 @@ class SequenceClassifier(L.LightningModule):
         self.val_sources = list(range(len(self.val_names)) if val_sources is None else val_sources)
         checkpoint_dir = Path(checkpoint_dir)
         self.selection = Selection(self.val_names[0], checkpoint_dir / "best.pt")
+        # Only when the evaluation-rate loader is another dataset than loader 0: with equal rates
+        # (the missing-data suite) both rules would pick the same epoch by construction.
+        sources = dict(zip(self.val_names, self.val_sources, strict=True))
         self.eval_selection = (
             Selection(EVAL_RATE_METRIC, checkpoint_dir / "best_eval_selected.pt")
-            if EVAL_RATE_METRIC in self.val_names[1:]
+            if EVAL_RATE_METRIC in self.val_names[1:] and sources[EVAL_RATE_METRIC] != sources[self.val_names[0]]
             else None
         )
         self.history: list[dict[str, Any]] = []
@@ -210,7 +213,8 @@ class SequenceClassifier(L.LightningModule):
                 selection.path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(self.model.state_dict(), selection.path)
         # the epoch's curves for a Lightning logger (--logger); the record keeps the history itself
-        self.log_dict({f"epoch_{k}": float(v) for k, v in entry.items() if k not in ("epoch", "seconds")})
+        self.log_dict({f"epoch_{k}": float(v) for k, v in entry.items() if k not in ("epoch", "seconds")},
+                      rank_zero_only=True)
 
 
 @torch.no_grad()

@@ -35,11 +35,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from baselines.cde_path import cde_coefficients
 from baselines.common import gru_step
 from baselines.ncde import NeuralCDE
 from baselines.ode_rnn import ODERNN
 from bench.data import SequenceBatch
-from bench.data.uea import cde_coefficients
 from bench.models.base import last_valid
 
 pytestmark = pytest.mark.benchmark

@@ -100,6 +100,15 @@ def test_the_core_imports_without_lightning_sklearn_or_the_data_readers(module):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_every_benchmark_module_imports(path):
+    # the benchmarks run only under -m benchmark (tox -e bench): at least their imports stay true
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{path.stem}", path)
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
 def test_baselines_do_not_import_the_data_layer():
     graph = import_graph()
     offenders = {m: sorted(t for t in ts if t.startswith("bench.data")) for m, ts in graph.items()

@@ -79,3 +79,8 @@ def test_cli_runs_print_no_noise_a_user_cannot_act_on(tmp_path):
                           timeout=300)  # fmt: skip
     assert proc.returncode == 0 and "s4d" in proc.stdout
     assert proc.stderr == "", proc.stderr[-2000:]
+
+
+def test_sample_rate_is_refused_for_a_dataset_with_a_known_rate():
+    with pytest.raises(UsageError, match="known sampling rate .200 Hz."):
+        bench.api.prepare("timescale", profile="smoke", sample_rate=100.0)

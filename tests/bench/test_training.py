@@ -39,6 +39,8 @@ def test_equal_rates_validate_one_dataset_once(data_dir, tmp_path, train_hz, eva
     module = fit(model, dm, TrainSettings(epochs=1, limit_train_batches=1), device=torch.device("cpu"),
                  checkpoint_dir=tmp_path)  # fmt: skip
     assert model.evaluated == distinct * val_size
+    # the reference's selection at the evaluation rate exists only when that rate is another dataset
+    assert (module.eval_selection is not None) == (distinct == 2)
     (entry,) = module.history
     assert {"val_acc_train_rate", "val_acc_eval_rate"} <= set(entry)
     assert (entry["val_acc_train_rate"] == entry["val_acc_eval_rate"]) or distinct == 2
