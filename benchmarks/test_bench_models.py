@@ -33,11 +33,12 @@ def make_batch() -> SequenceBatch:
     )
 
 
-@pytest.mark.parametrize("name", ["hippo-legs", "lstm"])
-def test_train_step_h256(benchmark, name: str) -> None:
-    benchmark.group = f"train step: hidden {H}, batch {B}, length {L}"
+# HiPPO-LegS and LSTM at the reference hidden 256; S4D at its reference size (4 layers, d_model 128)
+@pytest.mark.parametrize(("name", "hidden"), [("hippo-legs", H), ("lstm", H), ("s4d", 128)])
+def test_train_step_reference_size(benchmark, name: str, hidden: int) -> None:
+    benchmark.group = f"train step at the reference sizes: batch {B}, length {L}"
     torch.manual_seed(0)
-    model = create_model(name, C, K, hidden_size=H)
+    model = create_model(name, C, K, hidden_size=hidden)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     batch = make_batch()
 

@@ -3,9 +3,7 @@
 - the S4D layer's two forms at L = 784 (sequential MNIST length), d_model 128, N = 64, batch
   16: the FFT convolution with its Vandermonde kernel (kernel included) against its own
   recurrence (one diag_step per element);
-- the training step (forward + backward + Adam) of ``s4d`` (4 layers, d_model 128) against
-  ``lstm`` (hidden 256) at the CharacterTrajectories size: batch 100, length 182, 3 channels,
-  20 classes (random data: speed does not depend on the values).
+- the training step of ``s4d`` against ``lstm`` is in ``test_bench_models.py`` (the reference sizes).
 
 Each pair shares a pytest-benchmark group, so the table shows them side by side.
 """
@@ -16,17 +14,13 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from bench.data import SequenceBatch
-from bench.models import create_model
 from hippo.fftconv import causal_conv
 from hippo.ssm import diag_discretize, diag_kernel, diag_output, diag_step, s4d_init
 
 pytestmark = pytest.mark.benchmark
 
 H, N, L_MNIST, B_MNIST = 128, 64, 784, 16
-B, L, C, K = 100, 182, 3, 20
 
 
 def _s4d_params():
@@ -62,34 +56,3 @@ def test_s4d_layer_conv_vs_recurrence(benchmark, form):
                                warmup_rounds=1)
     assert y.shape == (B_MNIST, H, L_MNIST)
     benchmark.extra_info["steps_per_s"] = B_MNIST * L_MNIST / benchmark.stats.stats.median
-
-
-def _batch() -> SequenceBatch:
-    g = torch.Generator().manual_seed(0)
-    return SequenceBatch(
-        values=torch.randn(B, L, C, generator=g),
-        times=torch.arange(L, dtype=torch.float32).expand(B, L).contiguous(),
-        mask=torch.ones(B, L, C, dtype=torch.bool),
-        lengths=torch.full((B,), L),
-        labels=torch.randint(0, K, (B,), generator=g),
-    )
-
-
-@pytest.mark.parametrize("name,hidden", [("s4d", 128), ("lstm", 256)])
-def test_train_step_s4d_vs_lstm(benchmark, name, hidden):
-    benchmark.group = f"train step: batch {B}, length {L} (s4d 4x128, lstm 256)"
-    torch.manual_seed(0)
-    model = create_model(name, C, K, hidden_size=hidden)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    batch = _batch()
-
-    def step() -> float:
-        loss = F.cross_entropy(model(batch), batch.labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    loss = benchmark.pedantic(step, rounds=8, iterations=1, warmup_rounds=2)
-    assert loss == loss
-    benchmark.extra_info["params"] = sum(p.numel() for p in model.parameters())
