@@ -25,33 +25,11 @@ them to float rounding, outputs and gradients (the tests check both).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-
-
-@contextmanager
-def single_threaded(device: torch.device) -> Iterator[None]:
-    """Run the enclosed CPU ops on the calling thread alone (then restore the thread count).
-
-    The loops here issue thousands of ops on a few thousand numbers each, which never gain from
-    intra-op threads, but MKL's vector math (tanh, exp) forks its threads even for 32 x 32
-    inputs: on a busy 2-core machine each fork waits for a core. Measured here: tanh of a
-    32 x 32 tensor 0.1-0.7 ms with 2 threads on a loaded machine, 7 us with one; a training step
-    of either model several times slower. No effect off the CPU.
-    """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class Tableau:
@@ -282,8 +260,7 @@ class _CDESolve(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z0, dxdt, method, per_knot, *params):
         tape = MLPTape(list(zip(params[::2], params[1::2], strict=True)), "relu", final_tanh=True)
-        with single_threaded(z0.device):
-            out = _cde_forward(tape, z0, dxdt, method, per_knot)
+        out = _cde_forward(tape, z0, dxdt, method, per_knot)
         ctx.tape, ctx.method, ctx.per_knot = tape, method, per_knot
         ctx.save_for_backward(dxdt, *params)
         return out
@@ -306,13 +283,12 @@ class _CDESolve(torch.autograd.Function):
             return tape.backward(n, g_field)
 
         grad = knot_grads[-1]
-        with single_threaded(grad.device):
-            for s in reversed(range(steps)):
-                knot, at_knot = divmod(s + 1, ctx.per_knot)
-                if at_knot == 0 and s + 1 < steps:
-                    grad = grad + knot_grads[knot]
-                grad = rk_step_backward(stage_backward, grad, tableau, coefs, s * num_stages)
-            return (grad + knot_grads[0], None, None, None, *tape.parameter_grads())
+        for s in reversed(range(steps)):
+            knot, at_knot = divmod(s + 1, ctx.per_knot)
+            if at_knot == 0 and s + 1 < steps:
+                grad = grad + knot_grads[knot]
+            grad = rk_step_backward(stage_backward, grad, tableau, coefs, s * num_stages)
+        return (grad + knot_grads[0], None, None, None, *tape.parameter_grads())
 
 
 def cde_solve(
@@ -345,5 +321,4 @@ def cde_solve(
     params = [t for pair in linears for t in pair]
     if torch.is_grad_enabled() and (z0.requires_grad or any(t.requires_grad for t in params)):
         return _CDESolve.apply(z0, dxdt, method, n, *params)
-    with single_threaded(z0.device):
-        return _cde_forward(MLPTape(linears, "relu", True, record=False), z0, dxdt, method, n)
+    return _cde_forward(MLPTape(linears, "relu", True, record=False), z0, dxdt, method, n)

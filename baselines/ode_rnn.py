@@ -29,7 +29,7 @@ from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
 
 from .common import check_choice, mlp
-from .fixed_step import TABLEAUX, MLPTape, rk_step, rk_step_backward, single_threaded
+from .fixed_step import TABLEAUX, MLPTape, rk_step, rk_step_backward
 
 SOLVERS = ("rk4", "midpoint", "euler")
 
@@ -133,8 +133,7 @@ class _ODERNNRecurrence(torch.autograd.Function):
         *linears, weight_hh, bias_hh = params
         mlp_tape = MLPTape(list(zip(linears[::2], linears[1::2], strict=True)), "tanh", False)
         gru_tape = GRUTape(weight_hh, bias_hh)
-        with single_threaded(gi.device):
-            out = _forward(mlp_tape, gru_tape, gi, observed, gaps, method)
+        out = _forward(mlp_tape, gru_tape, gi, observed, gaps, method)
         ctx.tapes, ctx.method = (mlp_tape, gru_tape), method
         ctx.save_for_backward(observed, gaps, *params)
         return out
@@ -171,16 +170,15 @@ class _ODERNNRecurrence(torch.autograd.Function):
             return mlp_tape.backward(n, g)
 
         grad = step_grads[-1]
-        with single_threaded(grad.device):
-            for k in reversed(range(1, length)):
-                grad = jump_backward(k, grad)
-                grad = rk_step_backward(
-                    stage_backward, grad, tableau, coefs[k - 1], (k - 1) * len(tableau.nodes)
-                )
-                grad = grad + step_grads[k - 1]
-            jump_backward(0, grad)
-            grads = [*mlp_tape.parameter_grads(), *gru_tape.parameter_grads()]
-            return (torch.stack(grad_gi, dim=1), None, None, None, *grads)
+        for k in reversed(range(1, length)):
+            grad = jump_backward(k, grad)
+            grad = rk_step_backward(
+                stage_backward, grad, tableau, coefs[k - 1], (k - 1) * len(tableau.nodes)
+            )
+            grad = grad + step_grads[k - 1]
+        jump_backward(0, grad)
+        grads = [*mlp_tape.parameter_grads(), *gru_tape.parameter_grads()]
+        return (torch.stack(grad_gi, dim=1), None, None, None, *grads)
 
 
 class ODERNN(nn.Module):
@@ -245,8 +243,7 @@ class ODERNN(nn.Module):
             return _ODERNNRecurrence.apply(gi, observed, gaps, self.solver, *params)
         tapes = (MLPTape(linears, "tanh", False, record=False),
                  GRUTape(self.cell.weight_hh, self.cell.bias_hh, record=False))  # fmt: skip
-        with single_threaded(gi.device):
-            return _forward(*tapes, gi, observed, gaps, self.solver)
+        return _forward(*tapes, gi, observed, gaps, self.solver)
 
     def forward(self, batch: SequenceBatch) -> Tensor:
         return self.classifier(last_valid(self.hidden_states(batch), batch.lengths))

@@ -10,6 +10,7 @@ Pure torch. Public API:
 - :mod:`hippo.fftconv` -- the causal FFT convolution (``causal_conv``), one implementation.
 - :mod:`hippo.ssm` -- deep-SSM kernels: S4D inits, diagonal and dense (LSSL) kernels, steps.
 - :mod:`hippo.scan` -- Mamba's selective scan (sequential reference and chunked).
+- :mod:`hippo.linalg` -- ``solve``: batched solves safe under ``torch.set_num_threads(n > 1)``.
 """
 
 from hippo.discretize import METHODS, discretize, lti_step

@@ -59,6 +59,7 @@ import torch.nn.functional as F
 
 from hippo import _ext
 from hippo.discretize import method_alpha
+from hippo.linalg import solve
 from hippo.transition import transition
 
 LEGS_METHODS = ("forward_euler", "backward_euler", "bilinear", "gbt")
@@ -326,4 +327,4 @@ def legs_step_dense(
     eye = torch.eye(N, dtype=c.dtype, device=c.device)
     rhs = (eye + (1 - a) * d * A) @ c[..., None] + (d * f[..., None, None]) * B[:, None]
     lhs = (eye - a * d * A).expand(*rhs.shape[:-2], N, N)
-    return torch.linalg.solve(lhs, rhs)[..., 0]
+    return solve(lhs, rhs)[..., 0]

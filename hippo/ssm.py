@@ -44,6 +44,7 @@ import math
 import torch
 from torch import Tensor
 
+from hippo.linalg import solve
 from hippo.transition import check_order, transition
 
 INITS = ("legs", "lin", "inv", "real")
@@ -173,7 +174,7 @@ def dense_discretize(A: Tensor, B: Tensor, dt: Tensor, method: str = "bilinear"
     lhs = eye - d / 2 * A
     rhs = torch.cat([(eye + d / 2 * A), (d[..., 0] * B)[..., None].expand(*dt.shape, N, 1)],
                     dim=-1)
-    sol = torch.linalg.solve(lhs, rhs)
+    sol = solve(lhs, rhs)
     return sol[..., :N], sol[..., N]
 
 

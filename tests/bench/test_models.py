@@ -83,7 +83,13 @@ def garbage_after(batch: SequenceBatch, lengths: torch.Tensor) -> SequenceBatch:
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_model_on_real_batches(name: str, real_batch) -> None:
+def test_model_on_real_batches(name: str, real_batch, monkeypatch) -> None:
+    # The thread count is the process's (the executor's) to set: a model that changed it would
+    # arm MKL's batched-LU race for everything after it (hippo/linalg.py).
+    def refuse(n: int) -> None:
+        raise AssertionError(f"{name} called torch.set_num_threads({n})")
+
+    monkeypatch.setattr(torch, "set_num_threads", refuse)
     model = build(name)
     extras = dict(type(model).batch_extras)
 
