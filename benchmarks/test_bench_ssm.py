@@ -3,6 +3,9 @@
 - the S4D layer's two forms at L = 784 (sequential MNIST length), d_model 128, N = 64, batch
   16: the FFT convolution with its Vandermonde kernel (kernel included) against its own
   recurrence (one diag_step per element);
+- Mamba's selective scan, forward and backward, at the quick profile's CharacterTrajectories
+  size (batch 64, d_inner 128, d_state 16, L 182): the ``fast`` scan against ``chunked`` and
+  the ``sequential`` reference;
 - the training step of ``s4d`` against ``lstm`` is in ``test_bench_models.py`` (the reference sizes).
 
 Each pair shares a pytest-benchmark group, so the table shows them side by side.
@@ -16,6 +19,7 @@ import pytest
 import torch
 
 from hippo.fftconv import causal_conv
+from hippo.scan import SCANS, selective_scan
 from hippo.ssm import diag_discretize, diag_kernel, diag_output, diag_step, s4d_init
 
 pytestmark = pytest.mark.benchmark
@@ -57,3 +61,25 @@ def test_s4d_layer_conv_vs_recurrence(benchmark, form):
     assert y.shape == (B_MNIST, H, L_MNIST)
     if benchmark.stats is not None:  # None under --benchmark-disable (one plain call)
         benchmark.extra_info["steps_per_s"] = B_MNIST * L_MNIST / benchmark.stats.stats.median
+
+
+SCAN_B, SCAN_D, SCAN_N, SCAN_L = 64, 128, 16, 182
+
+
+@pytest.mark.parametrize("mode", SCANS)
+def test_selective_scan_forward_backward(benchmark, mode):
+    benchmark.group = (f"selective scan fwd+bwd: batch {SCAN_B}, D {SCAN_D}, N {SCAN_N}, "
+                       f"L {SCAN_L}")
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(SCAN_B, SCAN_D, SCAN_L, generator=g)
+    delta = torch.nn.functional.softplus(torch.randn(SCAN_B, SCAN_D, SCAN_L, generator=g) - 3)
+    A = -torch.arange(1, SCAN_N + 1, dtype=torch.float32).expand(SCAN_D, SCAN_N).contiguous()
+    B, C = (torch.randn(SCAN_B, SCAN_N, SCAN_L, generator=g) for _ in range(2))
+    args = [t.requires_grad_() for t in (u, delta, A, B, C)]
+
+    def step():
+        y = selective_scan(*args, mode=mode)
+        return torch.autograd.grad(y.square().sum(), args)
+
+    grads = benchmark.pedantic(step, rounds=3, iterations=1, warmup_rounds=1)
+    assert all(torch.isfinite(gr).all() for gr in grads)

@@ -462,14 +462,15 @@ class LSSLClassifier(_DeepSSM):
 
 class MambaClassifier(_DeepSSM):
     """Mamba-style selective SSM (module docstring): ``state_size`` d_state (16), ``expand``
-    2, ``d_conv`` 4; ``scan`` chunked (default) or sequential (the reference loop);
+    2, ``d_conv`` 4; ``scan`` fast (default), chunked or sequential (the reference loop: see
+    :mod:`hippo.scan`);
     ``b_method`` euler (default, as Mamba: ``delta B u``) or zoh (``(exp(delta A) - 1)/A B u``,
     which keeps fast modes' gain independent of the step: see :mod:`hippo.scan`)."""
 
     def __init__(self, num_inputs: int, num_classes: int, hidden_size: int = 128, *,
                  n_layers: int = 4, state_size: int = 16, dropout: float = 0.1,
                  prenorm: bool = True, readout: str = "mean", time_unit: float = 1.0,
-                 expand: int = 2, d_conv: int = 4, scan: str = "chunked", chunk: int = 32,
+                 expand: int = 2, d_conv: int = 4, scan: str = "fast", chunk: int = 32,
                  b_method: str = "euler", dt_min: float = 1e-3, dt_max: float = 1e-1):
         super().__init__()
         check_sizes("MambaClassifier", state_size=state_size, expand=expand, d_conv=d_conv,

@@ -179,19 +179,38 @@ def _scan_inputs(dtype, Bt=2, D=3, N=4, L=45, seed=0):
 
 
 @pytest.mark.parametrize("zoh_b", [False, True])
-@pytest.mark.parametrize("chunk", [1, 7, 16, 64])
+@pytest.mark.parametrize("scan", ["fast", "chunked-1", "chunked-7", "chunked-16", "chunked-64"])
 @pytest.mark.parametrize("dtype,tol", [(F64, 1e-10), (F32, 1e-4)])
-def test_chunked_scan_equals_sequential_values_and_gradients(chunk, dtype, tol, zoh_b):
+def test_scans_equal_sequential_values_and_gradients(scan, dtype, tol, zoh_b):
     args = _scan_inputs(dtype)
-    ys, xs = selective_scan(*args, mode="sequential", return_state=True, zoh_b=zoh_b)
-    yc, xc = selective_scan(*args, mode="chunked", chunk=chunk, return_state=True, zoh_b=zoh_b)
+    mode, _, chunk = scan.partition("-")
+    x0 = torch.randn(2, 3, 4, dtype=dtype, generator=torch.Generator().manual_seed(5),
+                     requires_grad=True)
+    ys, xs = selective_scan(*args, mode="sequential", return_state=True, zoh_b=zoh_b, state=x0)
+    yc, xc = selective_scan(*args, mode=mode, chunk=int(chunk or 32), return_state=True,
+                            zoh_b=zoh_b, state=x0)
     scale = ys.abs().max()
     assert (yc - ys).abs().max() / scale < tol and (xc - xs).abs().max() / xs.abs().max() < tol
-    w = torch.randn_like(ys)
-    gs = torch.autograd.grad((ys * w).sum(), args)
-    gc = torch.autograd.grad((yc * w).sum(), args)
+    # gradients through the outputs and the final state, to every input and the initial state
+    w, v = torch.randn_like(ys), torch.randn_like(xs)
+    gs = torch.autograd.grad((ys * w).sum() + (xs * v).sum(), [*args, x0])
+    gc = torch.autograd.grad((yc * w).sum() + (xc * v).sum(), [*args, x0])
     for a, b in zip(gs, gc, strict=True):
         assert (a - b).abs().max() / a.abs().max() < tol
+
+
+def test_fast_scan_gradcheck_and_tiny_steps():
+    args = [t.detach()[..., :9].clone().requires_grad_() if t.ndim == 3 else t
+            for t in _scan_inputs(F64)]
+    for zoh_b in (False, True):
+        assert torch.autograd.gradcheck(
+            lambda *a, z=zoh_b: selective_scan(*a, mode="fast", zoh_b=z), args)
+    # delta |A| below phi's series switch: the ZOH gain's derivative stays finite and right
+    u, delta, A, B, C = args
+    tiny = (delta.detach() * 1e-6).requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda d: selective_scan(u.detach(), d, A.detach(), B.detach(), C.detach(),
+                                 mode="fast", zoh_b=True), (tiny,))
 
 
 def test_scan_state_continues_a_sequence():
