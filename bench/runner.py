@@ -284,6 +284,32 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def _execute_logged(spec: RunSpec, ctx: RunContext, record: RunRecord, version: str) -> None:
+    """The run itself, logged to its own file; fills ``record`` (ok or failed) in place."""
+    log_file = records.log_path(ctx.results_dir, spec.suite, record.id)
+    rank = global_rank()
+    if rank:
+        log_file = log_file.with_name(f"{record.id}.rank{rank}.log")
+    with run_log(log_file) as log:
+        log.info("run %s: %s", record.id, records.canonical_json(spec.to_dict()))
+        try:
+            if version.startswith("unavailable"):
+                code_version(spec)  # raise the import error again, inside the handler
+            L.seed_everything(spec.seed, workers=True, verbose=False)
+            for key, value in get_task(spec.task).load("run")(spec, ctx, record.id, log).items():
+                setattr(record, key, value)
+            record.status = "ok"
+        except DATA_ERRORS as e:
+            raise DataUnavailableError(" ".join(str(e).split())) from e
+        except Exception as e:  # includes torch.OutOfMemoryError and NonFiniteLossError
+            record.status = "failed"
+            record.error = f"{type(e).__name__}: {e}"
+            record.traceback = traceback.format_exc()
+            log.error("run failed\n%s", record.traceback)
+            if ctx.device.type == "cuda":
+                torch.cuda.empty_cache()  # let the next run start from a clean allocator after OOM
+
+
 def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
     """Run ``spec`` and return its record (ok or failed) without writing it. Data errors propagate.
 
@@ -296,30 +322,15 @@ def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
     # Gradients that decay through long recurrences reach subnormal floats, which x86 CPUs
     # compute 10-100x slower: an LSTM training step at 182 steps took 3.3 s instead of 0.5 s
     # (identical losses). Flushing them to zero costs nothing measurable under Adam (eps 1e-8).
+    # The mode belongs to the calling thread: set it back to torch's default (off) afterwards,
+    # so that a program calling bench.run computes as before once the run is done.
     flushed = torch.set_flush_denormal(True)
     record.environment = {**collect_environment(ctx.device), "flush_denormal": flushed}
-    log_file = records.log_path(ctx.results_dir, spec.suite, rid)
-    rank = global_rank()
-    if rank:
-        log_file = log_file.with_name(f"{rid}.rank{rank}.log")
-    with run_log(log_file) as log:
-        log.info("run %s: %s", rid, records.canonical_json(spec.to_dict()))
-        try:
-            if version.startswith("unavailable"):
-                code_version(spec)  # raise the import error again, inside the handler
-            L.seed_everything(spec.seed, workers=True, verbose=False)
-            for key, value in get_task(spec.task).load("run")(spec, ctx, rid, log).items():
-                setattr(record, key, value)
-            record.status = "ok"
-        except DATA_ERRORS as e:
-            raise DataUnavailableError(" ".join(str(e).split())) from e
-        except Exception as e:  # includes torch.OutOfMemoryError and NonFiniteLossError
-            record.status = "failed"
-            record.error = f"{type(e).__name__}: {e}"
-            record.traceback = traceback.format_exc()
-            log.error("run failed\n%s", record.traceback)
-            if ctx.device.type == "cuda":
-                torch.cuda.empty_cache()  # let the next run start from a clean allocator after OOM
+    try:
+        _execute_logged(spec, ctx, record, version)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
     record.finished_at = _now()
     return record
 

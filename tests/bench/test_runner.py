@@ -124,12 +124,22 @@ def test_kill_minus_nine_leaves_no_corrupt_record_and_rerun_completes(tmp_path, 
     assert rerun.stdout.count(" skip ") == len(done)
 
 
-def test_runs_flush_subnormal_floats_and_say_so(fakes, results_dir):
+def test_runs_flush_subnormal_floats_and_say_so(fakes, results_dir, monkeypatch):
     import torch
 
+    from bench import runner
+
+    def subnormal_survives() -> bool:
+        return torch.tensor([1e-40], dtype=torch.float32).item() != 0.0
+
+    during = []
+    run_itself = runner._execute_logged
+    monkeypatch.setattr(runner, "_execute_logged",
+                        lambda *args: (during.append(subnormal_survives()), run_itself(*args)))
     specs = fakes.fake_suite("smoke", [0], models=("fake-gru",))[:1]
+    assert subnormal_survives()
     (record,) = run_suite(specs, results_dir, interactive=False).records
-    supported = torch.set_flush_denormal(True)  # False where the CPU has no such mode
-    assert record.environment["flush_denormal"] is supported
-    if supported:
-        assert torch.tensor([1e-40], dtype=torch.float32).item() == 0.0
+    assert record.status == "ok"
+    supported = record.environment["flush_denormal"]  # False where the CPU has no such mode
+    assert during == [not supported]
+    assert subnormal_survives()  # torch's default is back for the caller
