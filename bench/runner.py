@@ -220,7 +220,8 @@ def _throughput(model: torch.nn.Module, dm: Any, settings: TrainSettings, ctx: R
         return {}
     batch = next(iter(dm.train_dataloader()))
     return measure_throughput(model, batch, ctx.device, warmup=settings.throughput_warmup,
-                              iters=settings.throughput_iters, lr=settings.lr)  # fmt: skip
+                              iters=settings.throughput_iters, lr=settings.lr,
+                              weight_decay=settings.weight_decay)  # fmt: skip
 
 
 def run_throughput(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from bench.batch import SequenceBatch
+from bench.models.base import model_optimizer
 
 
 def synchronize(device: torch.device) -> None:
@@ -73,17 +74,21 @@ def measure_throughput(
     warmup: int = 2,
     iters: int = 5,
     lr: float = 1e-3,
+    weight_decay: float = 0.0,
 ) -> dict[str, Any]:
     """Median training-step and inference times of ``model`` on ``batch``, and peak memory.
 
-    The training step runs on a deep copy with its own Adam optimizer, so measuring never
-    changes the weights of the model passed in.
+    The training step runs on a deep copy with a fresh copy of the optimiser the model trains
+    with (:func:`bench.models.base.model_optimizer`; a schedule, if any, stays at its start), so
+    measuring never changes the weights of the model passed in.
     """
     if iters < 1 or warmup < 0:
         raise ValueError(f"need iters >= 1 and warmup >= 0, got iters={iters}, warmup={warmup}")
     model = copy.deepcopy(model).to(device)
     batch = batch.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = model_optimizer(model, lr=lr, weight_decay=weight_decay, total_steps=iters)
+    if isinstance(optimizer, dict):  # Lightning's {"optimizer", "lr_scheduler"}
+        optimizer = optimizer["optimizer"]
     loss_fn = nn.CrossEntropyLoss()
 
     def train_step() -> None:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.batch import SequenceBatch
+from bench.models.base import model_optimizer
 from bench.settings import TrainSettings
 
 
@@ -147,19 +148,10 @@ class SequenceClassifier(L.LightningModule):
         return self.model(batch)
 
     def configure_optimizers(self) -> Any:
-        """Adam over every parameter, unless the model sets up its own optimiser.
-
-        A model may define ``configure_optimizers(*, lr, weight_decay, total_steps)`` (as nanoGPT
-        does) returning an optimizer or Lightning's ``{"optimizer": ..., "lr_scheduler": ...}``:
-        parameter groups, weight decay, a schedule over ``total_steps`` optimiser steps.
-        """
-        hook = getattr(self.model, "configure_optimizers", None)
-        if callable(hook):
-            total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
-            return hook(lr=self.settings.lr, weight_decay=self.settings.weight_decay,
-                        total_steps=max(1, int(total)))  # fmt: skip
-        return torch.optim.Adam(self.model.parameters(), lr=self.settings.lr,
-                                weight_decay=self.settings.weight_decay)  # fmt: skip
+        """The model's own optimiser if it sets one up, else Adam (:func:`model_optimizer`)."""
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
+        return model_optimizer(self.model, lr=self.settings.lr,
+                               weight_decay=self.settings.weight_decay, total_steps=total)
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = [0.0, 0, 0]

@@ -14,12 +14,17 @@ whose ``forward(batch: SequenceBatch) -> logits (B, num_classes)`` reads ``batch
   function ``(values, times, mask, lengths) -> (N, ...)``. The data module runs each once per
   split into ``SequenceBatch.extras[name]`` and knows no model by name (the Neural CDE declares
   ``{"cde_coeffs": cde_coefficients}``); the model must still work when a key is absent.
+
+Optionally, ``configure_optimizers(*, lr, weight_decay, total_steps)`` (as nanoGPT does): the
+optimiser it trains with (see :func:`model_optimizer`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def last_valid(outputs: Tensor, lengths: Tensor) -> Tensor:
@@ -33,3 +38,13 @@ def check_sizes(name: str, **sizes: int) -> None:
     for key, value in sizes.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
+
+
+def model_optimizer(model: nn.Module, *, lr: float, weight_decay: float, total_steps: int) -> Any:
+    """The optimiser ``model`` trains with: its ``configure_optimizers`` hook's (an optimizer, or
+    Lightning's ``{"optimizer": ..., "lr_scheduler": ...}``: parameter groups, weight decay, a
+    schedule over ``total_steps`` optimiser steps), else Adam over every parameter."""
+    hook = getattr(model, "configure_optimizers", None)
+    if callable(hook):
+        return hook(lr=lr, weight_decay=weight_decay, total_steps=max(1, int(total_steps)))
+    return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
