@@ -149,9 +149,11 @@ class SequenceClassifier(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         """The model's own optimiser if it sets one up, else Adam (:func:`model_optimizer`)."""
-        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
+        def total_steps() -> int:  # Lightning loads the train loader to count them
+            return self.trainer.estimated_stepping_batches if self._trainer is not None else 1
+
         return model_optimizer(self.model, lr=self.settings.lr,
-                               weight_decay=self.settings.weight_decay, total_steps=total)
+                               weight_decay=self.settings.weight_decay, total_steps=total_steps)
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = [0.0, 0, 0]

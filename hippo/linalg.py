@@ -21,14 +21,15 @@ def solve(A: Tensor, B: Tensor) -> Tensor:
     The batch dimensions broadcast as in :func:`torch.linalg.solve`. On CPU with more than one
     intra-op thread the batch is solved one matrix at a time (see the module docstring).
     """
-    if B.ndim < 2:
-        raise ValueError(f"solve: B must be (..., N, K), got shape {tuple(B.shape)}")
+    if B.ndim < 2 or A.ndim < 2 or A.shape[-1] != A.shape[-2] or B.shape[-2] != A.shape[-1]:
+        raise ValueError(f"solve: A must be (..., N, N) and B (..., N, K), got shapes "
+                         f"{tuple(A.shape)} and {tuple(B.shape)}")
     batch = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2])
-    if A.device.type != "cpu" or torch.get_num_threads() == 1 or batch.numel() <= 1:
-        return torch.linalg.solve(A, B)  # at most one matrix, or no CPU threads to race
     n, k = B.shape[-2:]
+    B = B.expand(*batch, n, k)  # never read as a batch of vectors, whatever the shapes
+    racy = A.device.type == "cpu" and torch.backends.mkl.is_available()
+    if not racy or torch.get_num_threads() == 1 or batch.numel() <= 1:
+        return torch.linalg.solve(A, B)  # at most one matrix, or nothing to race
     As = A.expand(*batch, n, n).reshape(-1, n, n)
-    Bs = B.expand(*batch, n, k).reshape(-1, n, k)
-    return torch.stack([torch.linalg.solve(a, b) for a, b in zip(As, Bs, strict=True)]).view(
-        *batch, n, k
-    )
+    return torch.stack([torch.linalg.solve(a, b) for a, b in zip(As, B.reshape(-1, n, k),
+                                                                  strict=True)]).view(*batch, n, k)

@@ -18,9 +18,9 @@ Three algorithms, equal in value and gradient (tests/hippo/test_ssm.py):
 
 - ``fast`` (default): the recurrence with a hand-written backward. Everything that does not
   depend on the state (the decays ``exp(delta A)``, the inputs ``delta B u``, the readout) is
-  one vectorised op over the whole sequence; the loop over L does one fused multiply-add per
-  step, forward and (for the adjoint ``g_k = C_k gy_k + exp(delta_{k+1} A) g_{k+1}``) backward.
-  It keeps the states of every step, (Bt, L, D, N), for the backward, and nothing per op.
+  one vectorised op over the whole sequence; the loop over L does one in-place multiply-add
+  per step, forward and (for the adjoint ``g_k = C_k gy_k + exp(delta_{k+1} A) g_{k+1}``)
+  backward. It keeps the states of every step, (Bt, L, D, N), for the backward.
 - ``sequential``: the reference, a Python loop over L through autograd.
 - ``chunked``: a loop over chunks of ``chunk`` steps; within a chunk the states of
   every step come from a Hillis-Steele scan (log2(chunk) vectorised passes) on the
@@ -31,14 +31,10 @@ Three algorithms, equal in value and gradient (tests/hippo/test_ssm.py):
 
 Memory: ``sequential`` and ``chunked`` materialise (Bt, D, N) per step and per op inside
 autograd (the reference CUDA kernel of Mamba avoids this by recomputation); chunking keeps the
-live temporaries at one chunk. ``fast`` stores the states once, about 4 (Bt, L, D, N) arrays at
-the peak of its backward (the states and decays saved, the adjoint and its product).
-
-Speed on this 2-core CPU, one thread, busy machine, at the quick profile's Mamba size (batch
-64, D 128, N 16, L 182): the scan's forward and backward 1.16 s against 2.13 s sequential and
-4.68 s chunked (medians, ``pytest benchmarks/test_bench_ssm.py -m benchmark -k selective``);
-a whole ``mamba`` training step (d_model 64, 4 layers) 2.5-5.2 s against 9.4-9.7 s and
-15-21 s.
+live temporaries at one chunk. ``fast`` saves the states and decays, two (Bt, L, D, N) arrays;
+its backward peaks at about five such arrays (about twelve with ``zoh_b``). It supports one
+backward pass (no double backward). Speeds are in the README's table of measurements
+(``pytest benchmarks/test_bench_ssm.py -m benchmark -k selective``).
 """
 
 from __future__ import annotations
@@ -86,9 +82,17 @@ def _phi(z: Tensor) -> Tensor:
 
 
 def _dphi(z: Tensor) -> Tensor:
-    """phi'(z) = (e^z - phi(z)) / z, 1/2 at z = 0."""
-    small = z.abs() < 1e-4
-    return torch.where(small, 0.5 + z / 3, (torch.exp(z) - _phi(z)) / torch.where(small, 1.0, z))
+    """phi'(z) = (e^z - phi(z)) / z, by its Taylor series near 0 where that difference cancels.
+
+    The series ``sum_k k z^(k-1) / (k+1)!`` to z^4 is used below |z| = 1e-2 in float64 and 0.2
+    otherwise: there its truncation error and the closed form's cancellation error are both
+    below 1e-12 (float64) and 1e-6 (float32) relative (tests/hippo/test_ssm.py).
+    """
+    cut = 1e-2 if z.dtype == torch.float64 else 0.2
+    small = z.abs() < cut
+    series = 0.5 + z * (1 / 3 + z * (1 / 8 + z * (1 / 30 + z / 144)))
+    safe = torch.where(small, cut, z)  # keeps the unused branch finite
+    return torch.where(small, series, (torch.exp(safe) - _phi(safe)) / safe)
 
 
 def selective_step(x: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
@@ -168,10 +172,10 @@ class _FastScan(torch.autograd.Function):
         dT, uT, BT, CT, gyT = _step_major(delta, u, B, C, gy)
         grad_C = (gyT[:, :, None, :] @ xs)[:, :, 0].transpose(1, 2)  # sum_d gy x
         g = gyT[..., None] * CT[:, :, None, :]  # dL/dx_k from y_k, then the adjoint in place
-        acc = g_last
-        for k in reversed(range(g.shape[1])):
-            acc = g[:, k].add_(acc) * decay[:, k]  # carried to x_{k-1}
-        grad_x0 = acc
+        g[:, -1] += g_last
+        for k in range(g.shape[1] - 1, 0, -1):  # g_{k-1} += decay_k g_k
+            g[:, k - 1].addcmul_(decay[:, k], g[:, k])
+        grad_x0 = g[:, 0] * decay[:, 0]
         # dL/d(decay_k) = g_k x_{k-1}, then dL/d(dA) = that * decay_k
         grad_dA = torch.empty_like(g)
         torch.mul(g[:, 1:], xs[:, :-1], out=grad_dA[:, 1:])

@@ -21,6 +21,7 @@ optimiser it trains with (see :func:`model_optimizer`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -40,11 +41,18 @@ def check_sizes(name: str, **sizes: int) -> None:
             raise ValueError(f"{name}: {key} must be a positive integer, got {value!r}")
 
 
-def model_optimizer(model: nn.Module, *, lr: float, weight_decay: float, total_steps: int) -> Any:
-    """The optimiser ``model`` trains with: its ``configure_optimizers`` hook's (an optimizer, or
-    Lightning's ``{"optimizer": ..., "lr_scheduler": ...}``: parameter groups, weight decay, a
-    schedule over ``total_steps`` optimiser steps), else Adam over every parameter."""
+def model_optimizer(model: nn.Module, *, lr: float, weight_decay: float,
+                    total_steps: int | Callable[[], int]) -> Any:
+    """The optimiser ``model`` trains with: its ``configure_optimizers`` hook's, else Adam over
+    every parameter.
+
+    The hook returns an optimizer or Lightning's ``{"optimizer": ..., "lr_scheduler": ...}``
+    (parameter groups, weight decay, a schedule over ``total_steps`` optimiser steps). Pass
+    ``total_steps`` as a function when counting them costs something: it is called only for a
+    hook.
+    """
     hook = getattr(model, "configure_optimizers", None)
     if callable(hook):
-        return hook(lr=lr, weight_decay=weight_decay, total_steps=max(1, int(total_steps)))
+        steps = total_steps() if callable(total_steps) else total_steps
+        return hook(lr=lr, weight_decay=weight_decay, total_steps=max(1, int(steps)))
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

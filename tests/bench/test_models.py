@@ -90,6 +90,7 @@ def test_model_on_real_batches(name: str, real_batch, monkeypatch) -> None:
         raise AssertionError(f"{name} called torch.set_num_threads({n})")
 
     monkeypatch.setattr(torch, "set_num_threads", refuse)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # a code path for one thread hides
     model = build(name)
     extras = dict(type(model).batch_extras)
 

@@ -10,7 +10,11 @@ import torch
 from hippo.linalg import solve
 
 
-def test_solve_broadcasts_and_differentiates_like_torch() -> None:
+@pytest.mark.parametrize("threads", [1, 2], ids=["one-thread", "matrix-by-matrix"])
+def test_solve_broadcasts_and_differentiates_like_torch(threads, monkeypatch) -> None:
+    # with more than one thread solve() loops over the batch: pretend to have two (the real
+    # count stays as it is, so the MKL race is not armed)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     g = torch.Generator().manual_seed(0)
     A = (torch.randn(3, 1, 20, 20, dtype=torch.float64, generator=g) + 8 * torch.eye(20)).requires_grad_()
     B = torch.randn(1, 4, 20, 2, dtype=torch.float64, generator=g, requires_grad=True)
@@ -23,8 +27,14 @@ def test_solve_broadcasts_and_differentiates_like_torch() -> None:
     for got, want in zip(grads, ref_grads, strict=True):
         assert torch.allclose(got, want, atol=1e-10)
     assert torch.allclose(solve(A[0, 0], B[0, 0]), torch.linalg.solve(A[0, 0], B[0, 0]))
-    with pytest.raises(ValueError, match=r"B must be \(\.\.\., N, K\)"):
-        solve(A[0, 0], B[0, 0, :, 0])
+    # B of A's batch shape is a (N, K) matrix here, never a batch of vectors (torch's reading)
+    square = torch.randn(4, 4, 4, dtype=torch.float64, generator=g) + 8 * torch.eye(4)
+    rhs = torch.randn(4, 4, dtype=torch.float64, generator=g)
+    assert solve(square, rhs).shape == (4, 4, 4)
+    assert torch.allclose(square @ solve(square, rhs), rhs.expand(4, 4, 4))
+    for a, b in ((A[0, 0], B[0, 0, :, 0]), (A[0, 0, :, :3], B[0, 0]), (A[0, 0], B[0, 0, :5])):
+        with pytest.raises(ValueError, match=r"A must be \(\.\.\., N, N\) and B \(\.\.\., N, K\)"):
+            solve(a, b)
 
 
 def test_batched_solves_survive_set_num_threads() -> None:
