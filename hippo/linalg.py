@@ -18,8 +18,8 @@ from torch import Tensor
 def solve(A: Tensor, B: Tensor) -> Tensor:
     """``X`` with ``A X = B``: ``A`` (..., N, N), ``B`` (..., N, K) -> (..., N, K). Differentiable.
 
-    The batch dimensions broadcast as in :func:`torch.linalg.solve`. On CPU with more than one
-    intra-op thread the batch is solved one matrix at a time (see the module docstring).
+    The batch dimensions broadcast as in :func:`torch.linalg.solve`. On CPU, with MKL and more
+    than one intra-op thread, the batch is solved one matrix at a time (module docstring).
     """
     if B.ndim < 2 or A.ndim < 2 or A.shape[-1] != A.shape[-2] or B.shape[-2] != A.shape[-1]:
         raise ValueError(f"solve: A must be (..., N, N) and B (..., N, K), got shapes "
