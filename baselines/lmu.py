@@ -47,6 +47,7 @@ class LMU(nn.Module):
 
     code_version = "1"
     batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
+    time_scale_invariant = True  # index time: never reads batch.times
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ class _TorchRNNClassifier(nn.Module):
 
     code_version = "1"
     batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
+    time_scale_invariant = True  # never reads batch.times
     rnn_type: ClassVar[type[nn.RNNBase]]
 
     def __init__(

@@ -245,6 +245,6 @@ def _flat(record: records.RunRecord) -> dict[str, Any]:
     row.update({f"rate.{k}": v for k, v in (record.rate_curve or {}).items()})
     row.update({f"throughput.{k}": v for k, v in (record.throughput or {}).items()})
     row.update({f"env.{k}": v for k, v in (record.environment or {}).items() if not isinstance(v, dict)})
-    for key in ("num_parameters", "train_seconds", "peak_memory_bytes", "started_at", "finished_at"):
+    for key in ("num_parameters", "train_seconds", "peak_memory_bytes", "started_at", "finished_at", "reused_from"):
         row[key] = getattr(record, key)
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}

@@ -95,12 +95,15 @@ class SuiteProgress:
             shown = " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))
             self._progress.update(self._epoch_task, completed=epoch + 1, description=f"  epoch {epoch + 1}: {shown}")
 
-    def run_finished(self, record: RunRecord, skipped: bool, seconds: float) -> None:
+    def run_finished(self, record: RunRecord, skipped: bool, seconds: float,
+                     status: str | None = None) -> None:
+        """Count a run as done; ``skipped`` ones (resumed, or ``status="same"``: a copy of an
+        identical run) do not pace the ETA and are not printed on the interactive bar."""
         self.done += 1
         if not skipped:
             self._timed_runs += 1
             self._timed_seconds += seconds
-        status = "skip" if skipped else record.status
+        status = status or ("skip" if skipped else record.status)
         if self._progress is not None:
             self._progress.advance(self._suite_task)
             if not skipped:
@@ -141,7 +144,8 @@ def summary_table(recs: list[RunRecord]) -> str:
     from tabulate import tabulate
 
     rows = [
-        (r.spec.model, r.spec.condition, r.spec.seed, r.status, headline(r),
+        (r.spec.model, r.spec.condition, r.spec.seed, f"ok = {r.reused_from}" if r.reused_from else r.status,
+         headline(r),
          "" if r.train_seconds is None else f"{r.train_seconds:.1f}")
         for r in recs
     ]  # fmt: skip

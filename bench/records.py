@@ -97,7 +97,9 @@ class RunRecord:
     ``val_acc_eval_rate``; for funcapprox ``mse`` and ``steps_per_s``);
     ``rate_curve`` maps test rate (as a string, JSON keys are strings) to test accuracy;
     ``history`` is one dict per epoch; ``throughput`` is :func:`bench.throughput.measure_throughput`'s
-    result; ``peak_memory_bytes`` the peak during training (CUDA: max allocated; CPU: None).
+    result; ``peak_memory_bytes`` the peak during training (CUDA: max allocated; CPU: None);
+    ``reused_from`` the id of the run that computed these results when this spec computes the
+    same thing (``bench.runner.computation_key``) and copied them, else None.
     """
 
     id: str
@@ -118,6 +120,7 @@ class RunRecord:
     environment: dict[str, Any] = field(default_factory=dict)
     started_at: str | None = None
     finished_at: str | None = None
+    reused_from: str | None = None
     harness_version: str = HARNESS_VERSION
     schema_version: int = SCHEMA_VERSION
 

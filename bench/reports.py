@@ -66,6 +66,7 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
         row["dataset"] = s.dataset
         row["settings"] = _settings_summary(r)
         row["train_seconds"] = r.train_seconds
+        row["reused_from"] = r.reused_from
         row["N"] = s.model_args.get("N")
         for key in ("train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s",
                     "stream_samples_per_s", "stream_steps_per_s", "state_bytes_per_series",
@@ -300,6 +301,14 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
         seen = f"{low}" if low == high else f"{low}-{high}"
         tables[0].notes.append(f"Test accuracy of {len(partial)} run(s) on the first {seen} of {size} test "
                                "examples only (the profile limits evaluation batches).")  # fmt: skip
+    copies = ok[ok["reused_from"].notna()]
+    if len(copies):
+        models = ", ".join(dict.fromkeys(copies["model"]))
+        tables[0].notes.append(
+            f"{len(copies)} run(s) of {models} computed exactly what another condition's run computed "
+            "(the conditions differ only in what these models ignore, e.g. the clock's scale for a "
+            "model with time_scale_invariant), so they repeat its results: the same computation, not "
+            "an independent replicate.")  # fmt: skip
     if failed:
         tables[0].notes.append(f"Failed runs (not in the table): {failed}.")
     tables.append(settings_table(ok))

@@ -11,6 +11,10 @@ worker processes, or as submitit jobs); records are always written here, by :fun
 in the parent process, so parallel runs never write the same file. Under a multi-process
 Lightning strategy (DDP: ``--devices``/``--num-nodes``) every rank executes the runs, and only
 global rank 0 writes records: its metrics, history and throughput are rank 0's.
+
+Specs that compute the same run (:func:`computation_key`: e.g. a model that declares
+``time_scale_invariant`` under conditions that differ only in the clock's scale) run once; the
+others get a copy of its record that names it in ``reused_from``.
 """
 
 from __future__ import annotations
@@ -121,6 +125,58 @@ def code_version(spec: RunSpec) -> str:
     if task.version is not None:
         return str(task.load("version"))
     return get_model_entry(spec.model).code_version()
+
+
+# Data settings that only rescale the clock (bench.data.uea): a model whose logits do not depend
+# on a uniform time scale computes the same run whatever their values.
+CLOCK_SCALE_KEYS = ("train_time_scale", "eval_time_scale")
+
+
+def _time_scale_invariant(spec: RunSpec) -> bool:
+    try:
+        return get_model_entry(spec.model).time_scale_invariant()
+    except Exception:
+        return False  # not a registered model (funcapprox measures) or one that does not import
+
+
+def computation_key(spec: RunSpec) -> str:
+    """Equal for specs that compute the same run: the run id of the spec without its
+    ``condition`` (a table label) and, for a model that declares ``time_scale_invariant``, without
+    the clock scales. The LSTM's two conditions of the ``timestamps`` suite have one key."""
+    data = spec.data
+    if _time_scale_invariant(spec):
+        data = {k: v for k, v in data.items() if k not in CLOCK_SCALE_KEYS}
+    return records.run_id(dataclasses.replace(spec, condition="", data=data), _version(spec))
+
+
+def reused_record(spec: RunSpec, source: RunRecord) -> RunRecord:
+    """``spec``'s record as a copy of ``source``, an ``ok`` run with the same computation key:
+    its results under ``spec``'s own id, ``reused_from`` naming the run that computed them, and
+    no training time of its own (a report summing time counts that run once)."""
+    record = RunRecord.from_dict(source.to_dict())
+    record.id = records.run_id(spec, _version(spec))
+    record.spec = spec
+    record.reused_from = source.reused_from or source.id
+    record.train_seconds = 0.0
+    record.started_at = record.finished_at = _now()
+    for key in CLOCK_SCALE_KEYS:  # the data protocol this spec asked for, not the source's
+        if key in record.data_protocol:
+            record.data_protocol[key] = spec.data.get(key, 1.0)
+    return record
+
+
+def _reusable(specs: Sequence[RunSpec], results_dir: Path) -> dict[str, RunRecord]:
+    """Computation key -> a current ``ok`` record in the suites of ``specs`` (not one left by an
+    older code or harness version, whose id no longer matches its spec)."""
+    found: dict[str, RunRecord] = {}
+    for suite in dict.fromkeys(s.suite for s in specs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", records.BenchWarning)  # unreadable files: rerun anyway
+            loaded = records.load_records(results_dir, suite)
+        for record in loaded:
+            if record.status == "ok" and record.id == records.run_id(record.spec, _version(record.spec)):
+                found.setdefault(computation_key(record.spec), record)
+    return found
 
 
 def make_data_module(spec: RunSpec, data_dir: str | Path | None, extras: Mapping[str, Any]) -> Any:
@@ -323,8 +379,11 @@ def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
     # Gradients that decay through long recurrences reach subnormal floats, which x86 CPUs
     # compute 10-100x slower: an LSTM training step at 182 steps took 3.3 s instead of 0.5 s
     # (identical losses). Flushing them to zero costs nothing measurable under Adam (eps 1e-8).
-    # The mode belongs to the calling thread: set it back to torch's default (off) afterwards,
-    # so that a program calling bench.run computes as before once the run is done.
+    # The mode is per thread (x86 MXCSR): it covers the calling thread and threads created after
+    # it, such as an intra-op pool first used during the run, but not a pool that already exists
+    # (measured: with 2 threads and a live pool, half of an elementwise op stays subnormal). With
+    # one thread per run (the processes executor) that is all of the compute. Set it back to
+    # torch's default (off) afterwards, so the calling thread computes as before once it is done.
     flushed = torch.set_flush_denormal(True)
     record.environment = {**collect_environment(ctx.device), "flush_denormal": flushed}
     try:
@@ -374,6 +433,7 @@ class SuiteResult:
 
     records: list[RunRecord]
     skipped: int
+    reused: int = 0  # runs that copied the record of another with the same computation
     executor: dict[str, Any] = dataclasses.field(default_factory=dict)
     report_paths: list[Path] = dataclasses.field(default_factory=list)
     report_note: str | None = None
@@ -395,7 +455,9 @@ def run_suite(
     executor: Any = None,
     logger: str | None = None,
 ) -> SuiteResult:
-    """Run every spec; with ``resume``, specs whose record finished ``ok`` are skipped.
+    """Run every spec; with ``resume``, specs whose record finished ``ok`` are skipped, and so
+    are specs with the same :func:`computation_key` as a finished run (they copy its record).
+    Within one call, specs with the same key run once: the first runs, the others copy it.
 
     ``executor`` (:class:`LocalExecutor`, the default, or one of :mod:`bench.executors`)
     runs the remaining specs and hands back their records; this function writes each one as it
@@ -427,14 +489,49 @@ def run_suite(
                 progress.run_finished(done, skipped=True, seconds=0.0)
             elif rank == 0 or get_task(spec.task).trains:  # other ranks join training runs only
                 todo.append(i)
+        reusable = _reusable([specs[i] for i in todo], results_dir) if resume and todo else {}
+        first: dict[str, int] = {}  # computation key -> the spec that computes it in this call
+        followers: list[tuple[int, str]] = []
+        reused = 0
+
+        def reuse(i: int, source: RunRecord) -> None:
+            nonlocal reused
+            record = reused_record(specs[i], source)
+            if rank == 0:
+                records.save_record(results_dir, record)
+            found[i] = record
+            reused += 1
+            progress.run_finished(record, skipped=True, seconds=0.0, status="same")
+
+        runs = []
+        for i in todo:
+            key = computation_key(specs[i])
+            if key in reusable:
+                reuse(i, reusable[key])
+            elif key in first:
+                followers.append((i, key))
+            else:
+                first[key] = i
+                runs.append(i)
         ctx = RunContext(results_dir, data_dir, device, progress, logger)
         start = time.perf_counter()
-        for j, record in executor.run([specs[i] for i in todo], ctx):
+        for j, record in executor.run([specs[i] for i in runs], ctx):
             record.environment = {**record.environment, "executor": executor.describe()}
             if rank == 0:
                 records.save_record(results_dir, record)
-            found[todo[j]] = record
+            found[runs[j]] = record
             now = time.perf_counter()  # time since the previous record: the run's duration when
             progress.run_finished(record, skipped=False, seconds=now - start)  # sequential; the
             start = now  # pace of the suite (what the ETA needs) when parallel
-    return SuiteResult([r for r in found if r is not None], skipped)
+        for i, key in followers:
+            source = found[first[key]]
+            if source is not None and source.status == "ok":
+                reuse(i, source)
+            else:  # not run: the next resume runs the source again, then copies it
+                record = failed_record(specs[i], f"not run: the run it would copy "
+                                                 f"({specs[first[key]].label()}) did not finish ok")
+                if rank == 0:
+                    records.save_record(results_dir, record)
+                found[i] = record
+                progress.run_finished(record, skipped=False, seconds=0.0)
+    return SuiteResult([r for r in found if r is not None], skipped, reused)

@@ -18,7 +18,8 @@ from torch import Tensor
 def solve(A: Tensor, B: Tensor) -> Tensor:
     """``X`` with ``A X = B``: ``A`` (..., N, N), ``B`` (..., N, K) -> (..., N, K). Differentiable.
 
-    The batch dimensions broadcast as in :func:`torch.linalg.solve`. On CPU, with MKL and more
+    The batch dimensions broadcast as in :func:`torch.linalg.solve`. One ``A`` shared by the
+    batch (broadcast or expanded, stride 0) is factored once. Otherwise, on CPU with MKL and more
     than one intra-op thread, the batch is solved one matrix at a time (module docstring).
     """
     if B.ndim < 2 or A.ndim < 2 or A.shape[-1] != A.shape[-2] or B.shape[-2] != A.shape[-1]:
@@ -27,6 +28,12 @@ def solve(A: Tensor, B: Tensor) -> Tensor:
     batch = torch.broadcast_shapes(A.shape[:-2], B.shape[:-2])
     n, k = B.shape[-2:]
     B = B.expand(*batch, n, k)  # never read as a batch of vectors, whatever the shapes
+    if batch.numel() > 1 and all(s == 0 or d == 1 for s, d in zip(A.stride()[:-2], A.shape[:-2], strict=True)):
+        # one matrix (broadcast or expanded) for the whole batch: factor it once and solve every
+        # right-hand side as a column of one (N, batch * K) system
+        cols = B.reshape(-1, n, k).transpose(0, 1).reshape(n, -1)
+        X = torch.linalg.solve(A[(0,) * (A.ndim - 2)], cols)
+        return X.view(n, -1, k).transpose(0, 1).reshape(*batch, n, k)
     racy = A.device.type == "cpu" and torch.backends.mkl.is_available()
     if not racy or torch.get_num_threads() == 1 or batch.numel() <= 1:
         return torch.linalg.solve(A, B)  # at most one matrix, or nothing to race

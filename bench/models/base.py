@@ -15,8 +15,14 @@ whose ``forward(batch: SequenceBatch) -> logits (B, num_classes)`` reads ``batch
   split into ``SequenceBatch.extras[name]`` and knows no model by name (the Neural CDE declares
   ``{"cde_coeffs": cde_coefficients}``); the model must still work when a key is absent.
 
-Optionally, ``configure_optimizers(*, lr, weight_decay, total_steps)`` (as nanoGPT does): the
-optimiser it trains with (see :func:`model_optimizer`).
+Optionally:
+
+- ``configure_optimizers(*, lr, weight_decay, total_steps)`` (as nanoGPT does): the optimiser
+  it trains with (see :func:`model_optimizer`).
+- ``time_scale_invariant = True`` (class attribute): its logits do not change when every
+  timestamp is multiplied by one positive constant (it ignores ``batch.times``, or reads only
+  ratios of them). The runner then runs conditions that differ only in the clock's scale (the
+  ``timestamps`` suite) once; the registry tests check the claim both ways.
 """
 
 from __future__ import annotations
@@ -54,5 +60,10 @@ def model_optimizer(model: nn.Module, *, lr: float, weight_decay: float,
     hook = getattr(model, "configure_optimizers", None)
     if callable(hook):
         steps = total_steps() if callable(total_steps) else total_steps
-        return hook(lr=lr, weight_decay=weight_decay, total_steps=max(1, int(steps)))
+        config = hook(lr=lr, weight_decay=weight_decay, total_steps=max(1, int(steps)))
+        optimizer = config.get("optimizer") if isinstance(config, dict) else config
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"{type(model).__name__}.configure_optimizers must return an optimizer or "
+                            f"{{'optimizer': ..., 'lr_scheduler': ...}}, got {type(config).__name__}")
+        return config
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)

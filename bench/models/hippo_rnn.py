@@ -41,6 +41,8 @@ class HiPPOClassifier(nn.Module):
     # Per-measure bumps on top of code_version: fout's matrices were fixed (hippo.transition).
     measure_versions: ClassVar[dict[str, str]] = {"fout": "2"}
     batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
+    # Index time ignores batch.times; timestamped LegS reads only ratios (t_k - t_k-1) / t_k.
+    time_scale_invariant = True
 
     @classmethod
     def version_for(cls, measure: str, **_fixed: object) -> str:

@@ -28,6 +28,11 @@ class ModelEntry:
         module_name, _, class_name = self.target.partition(":")
         return getattr(importlib.import_module(module_name), class_name)
 
+    def time_scale_invariant(self) -> bool:
+        """Whether the class declares its logits independent of a uniform time scale
+        (``bench.models.base``); False when it says nothing."""
+        return bool(getattr(self.load(), "time_scale_invariant", False))
+
     def code_version(self) -> str:
         """The class's ``code_version``, or its ``version_for(**fixed)`` when it has one (a class
         registered several times, e.g. one HiPPO entry per measure, versions each entry)."""

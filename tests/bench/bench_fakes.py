@@ -25,6 +25,7 @@ from bench.suites import TIME_MODES, Suite
 class FakeGRU(nn.Module):
     code_version = "1"
     batch_extras: dict = {}
+    time_scale_invariant = True  # reads values only
 
     def __init__(self, num_inputs: int, num_classes: int, hidden_size: int = 8):
         super().__init__()
@@ -44,6 +45,19 @@ class FakeNaN(FakeGRU):
         return super().forward(batch) * float("nan")
 
 
+class FakeClock(FakeGRU):
+    """Reads the timestamps as an extra channel: a clock scale changes what it computes."""
+
+    time_scale_invariant = False
+
+    def __init__(self, num_inputs: int, num_classes: int, hidden_size: int = 8):
+        super().__init__(num_inputs + 1, num_classes, hidden_size)
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        out, _ = self.rnn(torch.cat([batch.values, batch.times[..., None]], dim=-1))
+        return self.head(last_valid(out, batch.lengths))
+
+
 class FakeCrash(FakeGRU):
     def forward(self, batch: SequenceBatch) -> torch.Tensor:
         raise RuntimeError("fake model crashed on purpose")
@@ -58,10 +72,11 @@ class FakeDataModule:
 
     def __init__(self, data_dir: Any = None, train_hz: float = 1.0, eval_hz: float = 1.0,
                  time: str = "index", missing_rate: float = 0.0, batch_size: int = 16, seed: int = 0,
-                 extras: tuple[str, ...] = ()):  # fmt: skip
+                 extras: tuple[str, ...] = (), train_time_scale: float = 1.0, eval_time_scale: float = 1.0):  # fmt: skip
         if data_dir is not None and not (data_dir / "fake.txt").exists():
             raise DataNotFoundError(f"fake data not found in {data_dir}: put fake.txt there")
         self.train_hz, self.eval_hz, self.time, self.batch_size, self.seed = train_hz, eval_hz, time, batch_size, seed
+        self.train_time_scale, self.eval_time_scale = train_time_scale, eval_time_scale
 
     def prepare_data(self) -> None:
         pass
@@ -69,41 +84,43 @@ class FakeDataModule:
     def setup(self, stage: str | None = None) -> None:
         pass
 
-    def _items(self, split: str, hz: float) -> list[dict]:
+    def _items(self, split: str, hz: float, scale: float = 1.0) -> list[dict]:
         g = torch.Generator().manual_seed({"train": 0, "val": 1, "test": 2}[split])
         n, length = 48, max(2, int(20 * hz))
         labels = torch.arange(n) % 3
         signs = torch.tensor([[1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]])[labels]
         values = signs[:, None, :] + 0.5 * torch.randn(n, length, 2, generator=g)
         return [
-            {"values": values[i], "times": torch.arange(length, dtype=torch.float32),
+            {"values": values[i], "times": scale * torch.arange(length, dtype=torch.float32),
              "mask": torch.ones(length, 2, dtype=torch.bool), "lengths": torch.tensor(length),
              "labels": labels[i]}
             for i in range(n)
         ]  # fmt: skip
 
-    def _loader(self, split: str, hz: float, shuffle: bool = False) -> DataLoader:
+    def _loader(self, split: str, hz: float, shuffle: bool = False, scale: float = 1.0) -> DataLoader:
         g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(self._items(split, hz), batch_size=self.batch_size, shuffle=shuffle,
+        return DataLoader(self._items(split, hz, scale), batch_size=self.batch_size, shuffle=shuffle,
                           generator=g, collate_fn=collate_sequences)  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.train_hz, shuffle=True)
+        return self._loader("train", self.train_hz, shuffle=True, scale=self.train_time_scale)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._loader("val", self.train_hz), self._loader("val", self.eval_hz)]
+        return [self._loader("val", self.train_hz, scale=self.train_time_scale),
+                self._loader("val", self.eval_hz, scale=self.eval_time_scale)]
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_hz)
+        return self._loader("test", self.eval_hz, scale=self.eval_time_scale)
 
     def eval_dataloader(self, split: str, hz: float) -> DataLoader:
-        return self._loader(split, hz)
+        return self._loader(split, hz, scale=self.train_time_scale if split == "train" else self.eval_time_scale)
 
     def describe(self) -> dict[str, Any]:
-        return {"dataset": "fake", "train_hz": self.train_hz, "eval_hz": self.eval_hz, "time": self.time}
+        return {"dataset": "fake", "train_hz": self.train_hz, "eval_hz": self.eval_hz, "time": self.time,
+                "train_time_scale": self.train_time_scale, "eval_time_scale": self.eval_time_scale}
 
 
-FAKE_MODELS = {"fake-gru": FakeGRU, "fake-nan": FakeNaN, "fake-crash": FakeCrash}
+FAKE_MODELS = {"fake-gru": FakeGRU, "fake-nan": FakeNaN, "fake-crash": FakeCrash, "fake-clock": FakeClock}
 
 
 def fake_suite(profile: str, seeds, time: str = "index", models=("fake-gru", "fake-nan")) -> list[RunSpec]:

@@ -2,7 +2,8 @@
 
 One parametrised test per model checks: logits (B, 20) and finite gradients under index and
 physical time; the loss falls when fitting one batch; padding (steps at or past ``lengths``,
-filled with garbage) does not change a shorter series' logits.
+filled with garbage) does not change a shorter series' logits; halving every timestamp changes
+the logits exactly when the model does not declare ``time_scale_invariant``.
 """
 
 from __future__ import annotations
@@ -117,6 +118,25 @@ def test_model_on_real_batches(name: str, real_batch, monkeypatch) -> None:
         alone = model(garbage_after(crop(batch, 33), short.clamp(max=33)))
     torch.testing.assert_close(padded[::2], alone[::2], rtol=1e-4, atol=1e-5,
                                msg=lambda m: f"{name}: padding changed the logits\n{m}")
+
+    # a uniform clock scale changes the logits exactly when the model does not declare
+    # time_scale_invariant (the runner then reuses one run for conditions differing only in it)
+    batch = real_batch("index", extras)  # steps of 1 -> 0.5: a large change for any clock reader
+
+    def at_scale(scale: float) -> SequenceBatch:
+        times = batch.times * scale
+        computed = {k: fn(batch.values, times, batch.mask, batch.lengths) for k, fn in extras.items()}
+        return SequenceBatch(batch.values, times, batch.mask, batch.lengths, batch.labels, computed)
+
+    with torch.no_grad():
+        base, half = model(at_scale(1.0)), model(at_scale(0.5))
+    if get_model_entry(name).time_scale_invariant():
+        torch.testing.assert_close(half, base, rtol=1e-5, atol=1e-6,
+                                   msg=lambda m: f"{name} declares time_scale_invariant\n{m}")
+    else:
+        assert (half - base).abs().max() > 1e-4, (
+            f"{name}: halving every timestamp leaves the logits unchanged; declare "
+            f"time_scale_invariant = True on its class")
 
     # fitting one batch: the loss falls
     model = build(name, seed=1)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bench import records
+from bench.records import RunSpec
 from bench.runner import run_suite, with_trainer_options
 
 HERE = Path(__file__).parent
@@ -143,3 +144,45 @@ def test_runs_flush_subnormal_floats_and_say_so(fakes, results_dir, monkeypatch)
     supported = record.environment["flush_denormal"]  # False where the CPU has no such mode
     assert during == [not supported]
     assert subnormal_survives()  # torch's default is back for the caller
+
+
+def _clock_specs(models):
+    """Two conditions that differ only in the clock's scale (the ``timestamps`` suite's shape)."""
+    train = dict(epochs=2, batch_size=16, lr=1e-2, eval_rates=[1.0], throughput_warmup=0, throughput_iters=0)
+    return [
+        RunSpec(suite="fake", task="classification", dataset="fake", condition=f"ts {a}->{b}", model=m, seed=0,
+                profile="smoke", data={"train_hz": 1.0, "eval_hz": 1.0, "time": "index", "train_time_scale": a,
+                                       "eval_time_scale": b}, train=train)  # fmt: skip
+        for a, b in ((0.5, 1.0), (1.0, 0.5))
+        for m in models
+    ]
+
+
+def test_runs_that_compute_the_same_thing_run_once(fakes, results_dir):
+    specs = _clock_specs(("fake-gru", "fake-clock"))
+    result = run_suite(specs, results_dir, device="cpu", interactive=False)
+    gru = [r for r in result.records if r.spec.model == "fake-gru"]
+    clock = [r for r in result.records if r.spec.model == "fake-clock"]
+    assert result.reused == 1 and all(r.status == "ok" for r in result.records)
+    # the GRU ignores time: its second condition is a copy of the first, under its own id and spec
+    assert gru[0].reused_from is None and gru[1].reused_from == gru[0].id != gru[1].id
+    assert gru[1].spec == specs[2] and gru[1].metrics == gru[0].metrics and gru[1].history == gru[0].history
+    assert gru[1].train_seconds == 0.0 < gru[0].train_seconds  # its time counted once
+    assert gru[1].data_protocol["train_time_scale"] == 1.0 and gru[0].data_protocol["train_time_scale"] == 0.5
+    assert records.load_record(records.record_path(results_dir, "fake", gru[1].id)).reused_from == gru[0].id
+    # a model that reads the clock runs each condition, and they differ
+    assert [r.reused_from for r in clock] == [None, None]
+    assert all(r.train_seconds > 0 for r in clock) and clock[0].history != clock[1].history
+
+    # resume: a lost copy is copied again from the finished record on disk, not retrained
+    records.record_path(results_dir, "fake", gru[1].id).unlink()
+    again = run_suite(specs, results_dir, device="cpu", interactive=False)
+    assert again.skipped == 3 and again.reused == 1
+    assert next(r for r in again.records if r.id == gru[1].id).reused_from == gru[0].id
+
+
+def test_a_copy_of_a_failed_run_is_not_made(fakes, results_dir):
+    result = run_suite(_clock_specs(("fake-nan",)), results_dir, device="cpu", interactive=False)
+    first, second = result.records
+    assert first.status == second.status == "failed" and result.reused == 0
+    assert second.error.startswith("not run: the run it would copy (fake-nan | ts 0.5->1.0 | seed 0)")

@@ -130,3 +130,14 @@ def test_tensorboard_without_its_package_is_one_clear_error(fakes, tmp_path, mon
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(UsageError, match="pip install tensorboard"):
         bench.run("fake", profile="smoke", results_dir=tmp_path, device="cpu", logger="tensorboard")
+
+
+def test_a_hook_returning_something_else_is_named():
+    from bench.models.base import model_optimizer
+
+    class _ListHook(nn.Linear):
+        def configure_optimizers(self, *, lr, weight_decay, total_steps):
+            return [torch.optim.SGD(self.parameters(), lr=lr)]  # Lightning's list form: not accepted
+
+    with pytest.raises(TypeError, match=r"_ListHook.configure_optimizers must return an optimizer"):
+        model_optimizer(_ListHook(2, 3), lr=0.1, weight_decay=0.0, total_steps=5)

@@ -27,6 +27,13 @@ def test_solve_broadcasts_and_differentiates_like_torch(threads, monkeypatch) ->
     for got, want in zip(grads, ref_grads, strict=True):
         assert torch.allclose(got, want, atol=1e-10)
     assert torch.allclose(solve(A[0, 0], B[0, 0]), torch.linalg.solve(A[0, 0], B[0, 0]))
+    # one A for the whole batch, broadcast or expanded: factored once, same answer
+    one = A[0, 0].detach()
+    for shared in (one, one.expand(3, 4, 20, 20)):
+        assert torch.allclose(solve(shared, B), torch.linalg.solve(one, B), atol=1e-12)
+    shared_grad = torch.autograd.grad(solve(A[0, 0], B).sum(), A)[0]
+    assert torch.allclose(shared_grad, torch.autograd.grad(torch.linalg.solve(A[0, 0], B).sum(), A)[0],
+                          atol=1e-10)
     # B of A's batch shape is a (N, K) matrix here, never a batch of vectors (torch's reading)
     square = torch.randn(4, 4, 4, dtype=torch.float64, generator=g) + 8 * torch.eye(4)
     rhs = torch.randn(4, 4, dtype=torch.float64, generator=g)
