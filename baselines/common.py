@@ -42,6 +42,14 @@ def mlp(
     return nn.Sequential(*layers)
 
 
+def check_penalty(name: str, value: float) -> float:
+    """A non-negative ``weight_penalty`` as a float, or one clear line."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"{name}: weight_penalty must be a number >= 0 (0.03 in the Neural CDE "
+                         f"experiments, 0 for none); got {value!r}")
+    return float(value)
+
+
 def check_choice(name: str, key: str, value: str, choices: tuple[str, ...]) -> None:
     """Reject ``value`` not in ``choices`` with one clear line."""
     if value not in choices:

@@ -10,6 +10,10 @@ observation before t, from ``batch.times``)::
     h       = gamma_h * h
     h       = GRUCell([x_hat, m_t], h)                       # the mask is an input to every gate
 
+The classifier reads h at each series' last observation (the Neural CDE experiments'
+``final_index``, :func:`bench.models.base.observed_lengths`), and training adds their penalty
+``0.03 * sum ||p||`` over all parameters (:meth:`GRUD.regularization`).
+
 Everything that does not depend on h (deltas, decays, x_hat and the GRU's input projection) is
 computed for all steps before the loop, so each step costs one (B, H) x (H, 3H) matmul.
 """
@@ -24,9 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
-from bench.models.base import check_sizes, last_valid
+from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
 
-from .common import gru_step
+from .common import check_penalty, gru_step
 
 
 def last_observation(times: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -55,9 +59,11 @@ class GRUD(nn.Module):
     ``x_mean`` (``num_inputs`` floats) is the empirical mean that imputation decays towards; the
     default 0 is the training mean, since the data modules normalise with training statistics.
     It is a buffer, not learned, as in the paper. The GRU gates follow ``torch.nn.GRUCell``.
+    ``weight_penalty`` scales the training penalty (0.03 in the experiments; 0 turns it off).
     """
 
-    code_version = "1"
+    # 2: read-out at the last observation, and the experiments' weight-norm penalty
+    code_version = "2"
     batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
 
     def __init__(
@@ -66,8 +72,10 @@ class GRUD(nn.Module):
         num_classes: int,
         hidden_size: int = 47,
         x_mean: Sequence[float] | None = None,
+        weight_penalty: float = 0.03,
     ):
         super().__init__()
+        self.weight_penalty = check_penalty("GRUD", weight_penalty)
         check_sizes("GRUD", num_inputs=num_inputs, num_classes=num_classes, hidden_size=hidden_size)
         mean = (
             torch.zeros(num_inputs)
@@ -92,7 +100,13 @@ class GRUD(nn.Module):
             "hidden_size": hidden_size,
             "x_mean": mean.tolist(),
             "inputs": "x_hat, mask, delta(times)",
+            "readout": "last observation",
+            "weight_penalty": self.weight_penalty,
         }
+
+    def regularization(self) -> Tensor:
+        """``weight_penalty * sum ||p||`` over every parameter, added to the training loss."""
+        return weight_norm_penalty(self, self.weight_penalty)
 
     def decays(self, delta: Tensor) -> tuple[Tensor, Tensor]:
         """``delta`` ``(..., C)`` -> ``(gamma_x (..., C), gamma_h (..., H))``."""
@@ -108,10 +122,12 @@ class GRUD(nn.Module):
         return torch.where(mask, values, decayed)
 
     def forward(self, batch: SequenceBatch) -> Tensor:
-        mask = batch.mask
-        last_index, delta = last_observation(batch.times.to(batch.values.dtype), mask)
+        lengths = observed_lengths(batch.mask, batch.lengths)
+        end = int(lengths.max())  # nothing after the batch's last observation is read
+        mask, values = batch.mask[:, :end], batch.values[:, :end]
+        last_index, delta = last_observation(batch.times[:, :end].to(values.dtype), mask)
         gamma_x, gamma_h = self.decays(delta)
-        x_hat = self.impute(batch.values, mask, last_index, gamma_x)
+        x_hat = self.impute(values, mask, last_index, gamma_x)
         inputs = torch.cat([x_hat, mask.to(x_hat.dtype)], dim=-1)
         gi = F.linear(inputs, self.cell.weight_ih, self.cell.bias_ih)  # (B, L, 3H), one matmul
         h = x_hat.new_zeros(x_hat.shape[0], self.hidden_size)
@@ -119,4 +135,4 @@ class GRUD(nn.Module):
         for gi_t, gamma_t in zip(gi.unbind(1), gamma_h.unbind(1), strict=True):
             h = gru_step(gi_t, gamma_t * h, self.cell)
             outputs.append(h)
-        return self.classifier(last_valid(torch.stack(outputs, dim=1), batch.lengths))
+        return self.classifier(last_valid(torch.stack(outputs, dim=1), lengths))

@@ -42,7 +42,9 @@ class LMU(nn.Module):
     ``theta`` 100 steps, ZOH with dt = 1. (The LMU paper's psMNIST model used hidden 212, order
     256, theta 784.) ``theta`` is in steps: the window the memory represents, whatever the data's
     sampling rate. Initialisation follows keras-lmu: lecun-uniform encoders e_x and e_h, e_m zero,
-    Glorot-normal kernels, no biases.
+    Glorot-normal kernels, no biases. Sizes and memory follow the reference; its cell does not:
+    hippo-code's LMU cell adds a sigmoid gate on h and starts several weights at zero (the input
+    encoder at one). This is the plain cell of Voelker et al.
     """
 
     code_version = "1"

@@ -6,7 +6,7 @@ The path X is the Hermite cubic spline with backward differences through
 parametrisation: the spline's own "time" is the step index, and the data's time, index or
 physical, is the path's first channel). Then::
 
-    z_0 = Linear(X(0));  dz = f(z) dX;  logits = Linear(z at knot lengths - 1)
+    z_0 = Linear(X(0));  dz = f(z) dX;  logits = Linear(z at the last observed knot)
 
 with the vector field f an MLP (ReLU hidden layers, final tanh) reshaped to (H, C + 1). The CDE is
 solved with fixed-step rk4 at step 1, the knot spacing (one step per sample), as in the Neural CDE
@@ -18,8 +18,12 @@ in one pass and a hand-written reverse pass, about 3.5x faster per training step
 reference size. ``"torchcde"``: ``torchcde.cdeint``, the reference, and the only one for dopri5
 and the adjoint. They agree to float rounding, outputs and gradients (tests/baselines).
 
-Backward differences make the spline on [k, k + 1] depend only on samples k - 1, k, k + 1, so
-z at knot ``lengths - 1`` never sees the padding.
+The read-out is z at each series' last observed knot (:func:`bench.models.base.observed_lengths`),
+the experiments' ``final_index``: not at the end of the tail that the data module pads by
+repeating the last value. Backward differences make the spline on [k, k + 1] depend only on
+samples k - 1, k, k + 1, so z there never sees that tail, and the solve stops at the batch's
+last observed knot. Training adds the experiments' penalty ``0.03 * sum ||p||`` over the vector
+field's parameters (:meth:`NeuralCDE.regularization`).
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ import torchcde
 from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
-from bench.models.base import check_sizes, last_valid
+from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
 
 from .cde_path import cde_coefficients  # the one implementation; also public here
-from .common import check_choice, mlp
+from .common import check_choice, check_penalty, mlp
 from .fixed_step import cde_solve, steps_per_interval
 
 SOLVERS = ("rk4", "midpoint", "euler", "dopri5")
@@ -67,7 +71,8 @@ class NeuralCDE(nn.Module):
     by dopri5). ``adjoint=False`` backpropagates through the solver steps directly: exact
     gradients of the discrete solve, and faster at this size. ``adjoint=True`` uses torchcde's
     adjoint, whose backward rk4 solve at step 1 is only approximate (gradients off by several
-    percent on rough paths; they converge as ``step_size`` shrinks). Reads
+    percent on rough paths; they converge as ``step_size`` shrinks). ``weight_penalty`` scales
+    the training penalty on the vector field (0.03 in the experiments; 0 turns it off). Reads
     ``extras["cde_coeffs"]`` when the data module supplies it, else computes it with
     :func:`cde_coefficients`.
 
@@ -77,7 +82,8 @@ class NeuralCDE(nn.Module):
     (gradients with respect to the values) is solved by torchcde, which differentiates the spline.
     """
 
-    code_version = "2"
+    # 3: read-out at the last observed knot, and the experiments' weight-norm penalty
+    code_version = "3"
     # the path's coefficients, computed once per split by the data module
     batch_extras: ClassVar[dict[str, Callable]] = {"cde_coeffs": cde_coefficients}
 
@@ -92,6 +98,7 @@ class NeuralCDE(nn.Module):
         step_size: float = 1.0,
         adjoint: bool = False,
         backend: str = "auto",
+        weight_penalty: float = 0.03,
     ):
         super().__init__()
         check_sizes(
@@ -121,6 +128,7 @@ class NeuralCDE(nn.Module):
                 f"step_size 1/n; got solver={solver!r}, adjoint={adjoint!r}, step_size={step_size!r}"
             )
         self.backend = backend
+        self.weight_penalty = check_penalty("NeuralCDE", weight_penalty)
         path_channels = num_inputs + 1  # time is the first channel of the path
         self.initial = nn.Linear(path_channels, hidden_size)
         self.func = _VectorField(hidden_size, path_channels, hidden_hidden_size, num_hidden_layers)
@@ -144,7 +152,13 @@ class NeuralCDE(nn.Module):
             "backend": self.backend,
             "interpolation": "hermite_cubic_backward_differences",
             "inputs": "path [times, values]",
+            "readout": "last observed knot",
+            "weight_penalty": self.weight_penalty,
         }
+
+    def regularization(self) -> Tensor:
+        """``weight_penalty * sum ||p||`` over the vector field, added to the training loss."""
+        return weight_norm_penalty(self.func, self.weight_penalty)
 
     def coefficients(self, batch: SequenceBatch) -> Tensor:
         """The batch's spline coefficients ``(B, L-1, 4 * (C + 1))``: precomputed or computed here."""
@@ -164,12 +178,13 @@ class NeuralCDE(nn.Module):
         if batch.values.shape[1] < 2:
             raise ValueError("NeuralCDE: sequences need at least 2 steps to build a spline path")
         coeffs = self.coefficients(batch)
-        # solve only as far as the longest series in the batch needs (knot lengths - 1)
-        end = max(int(batch.lengths.max()), 2)
+        lengths = observed_lengths(batch.mask, batch.lengths)
+        # solve only as far as the batch's last observed knot
+        end = max(int(lengths.max()), 2)
         if self.backend == "fast" and not coeffs.requires_grad:  # else torchcde: see the class doc
             z0 = self.initial(coeffs[:, 0, : self.path_channels])  # X(0): interval 0's a
             z = cde_solve(self.func.linears(), z0, coeffs, end, self.solver, self.steps_per_knot)
-            return self.classifier(last_valid(z, batch.lengths))
+            return self.classifier(last_valid(z, lengths))
         X = torchcde.CubicSpline(coeffs)
         z0 = self.initial(X.evaluate(X.interval[0]))
         z = torchcde.cdeint(
@@ -181,4 +196,4 @@ class NeuralCDE(nn.Module):
             method=self.solver,
             **self.solver_kwargs,
         )  # (B, end, H)
-        return self.classifier(last_valid(z, batch.lengths))
+        return self.classifier(last_valid(z, lengths))

@@ -6,6 +6,9 @@ Between consecutive steps t_{k-1} -> t_k the hidden state follows ``dh/dt = f(h)
 tanh), solved with ONE fixed step of size ``t_k - t_{k-1}`` (``rk4``: one step per gap, as the
 reference's ``odeint(..., method="rk4")`` over ``[t_{k-1}, t_k]`` does); then, where anything was
 observed at t_k, a GRU cell reads ``[x_k, mask_k]``. Steps with nothing observed keep the evolved h.
+The classifier reads h at each series' last observation (the experiments' ``final_index``; see
+:func:`bench.models.base.observed_lengths`), and training adds their penalty ``0.03 * sum ||p||``
+over all parameters (:meth:`ODERNN.regularization`).
 
 The gaps differ per series, so the solver step is written here with a per-series step size
 ``(B, 1)`` instead of calling ``torchdiffeq.odeint`` once per series: the same arithmetic as
@@ -26,9 +29,9 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from bench.batch import SequenceBatch
-from bench.models.base import check_sizes, last_valid
+from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
 
-from .common import check_choice, mlp
+from .common import check_choice, check_penalty, mlp
 from .fixed_step import TABLEAUX, MLPTape, rk_step, rk_step_backward
 
 SOLVERS = ("rk4", "midpoint", "euler")
@@ -188,10 +191,12 @@ class ODERNN(nn.Module):
     32, ``hidden_hidden_size`` 32, ``num_hidden_layers`` 3 (the ODE function is
     ``Linear(H, 32), tanh, Linear(32, 32), tanh, Linear(32, 32), tanh, Linear(32, H)``), solver
     ``rk4`` with one step per gap between consecutive time points of ``batch.times``. Gradients
-    reach the parameters and the values, not the times (they are data).
+    reach the parameters and the values, not the times (they are data). ``weight_penalty``
+    scales the training penalty (0.03 in the experiments; 0 turns it off).
     """
 
-    code_version = "2"
+    # 3: read-out at the last observation, and the experiments' weight-norm penalty
+    code_version = "3"
     batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
 
     def __init__(
@@ -202,8 +207,10 @@ class ODERNN(nn.Module):
         hidden_hidden_size: int = 32,
         num_hidden_layers: int = 3,
         solver: str = "rk4",
+        weight_penalty: float = 0.03,
     ):
         super().__init__()
+        self.weight_penalty = check_penalty("ODERNN", weight_penalty)
         check_sizes(
             "ODERNN",
             num_inputs=num_inputs,
@@ -227,7 +234,13 @@ class ODERNN(nn.Module):
             "solver": solver,
             "steps_per_gap": 1,
             "inputs": "values, mask, gaps(times)",
+            "readout": "last observation",
+            "weight_penalty": self.weight_penalty,
         }
+
+    def regularization(self) -> Tensor:
+        """``weight_penalty * sum ||p||`` over every parameter, added to the training loss."""
+        return weight_norm_penalty(self, self.weight_penalty)
 
     def hidden_states(self, batch: SequenceBatch) -> Tensor:
         """h after every step ``(B, L, H)`` (past ``lengths`` it runs on over the padding)."""
@@ -246,4 +259,8 @@ class ODERNN(nn.Module):
         return _forward(*tapes, gi, observed, gaps, self.solver)
 
     def forward(self, batch: SequenceBatch) -> Tensor:
-        return self.classifier(last_valid(self.hidden_states(batch), batch.lengths))
+        lengths = observed_lengths(batch.mask, batch.lengths)
+        end = int(lengths.max())  # nothing after the batch's last observation is read
+        cropped = SequenceBatch(batch.values[:, :end], batch.times[:, :end], batch.mask[:, :end],
+                                lengths, batch.labels)  # fmt: skip
+        return self.classifier(last_valid(self.hidden_states(cropped), lengths))

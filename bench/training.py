@@ -163,6 +163,9 @@ class SequenceClassifier(L.LightningModule):
     def training_step(self, batch: SequenceBatch, batch_idx: int) -> torch.Tensor:
         logits = self.model(batch)
         loss = F.cross_entropy(logits, batch.labels)
+        regularization = getattr(self.model, "regularization", None)
+        if callable(regularization):  # the model's own penalty (bench.models.base)
+            loss = loss + regularization()
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}"

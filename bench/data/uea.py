@@ -4,8 +4,11 @@ Protocol (shared/DESIGN.md, "Data protocols"), applied in this order:
 
 1. concatenate the archive's TRAIN and TEST; labels ``0..K-1`` in the classes' declared order;
 2. pad every channel of every series to the longest length with its last observed value
-   (padding counts as observed: it is part of the reference protocol, and ``lengths`` is the
-   full padded length); ``?`` before a channel's last value is a missing value;
+   (``lengths`` is the full padded length, and models that ignore ``mask`` read the padding as
+   the reference RNNs do). In ``mask`` the tail after the series' last observation (in any
+   channel) is unobserved, so models that read out at the last observation can (the Neural CDE
+   experiments' ``final_index``); a channel that ends before the series does is filled and
+   counts as observed. ``?`` before a channel's last value is a missing value;
 3. missing-data variant: per series, drop ``int(L * missing_rate)`` time points (all channels)
    chosen by ``torch.randperm`` with one generator seeded 56789, series by series, as the
    Neural CDE code does. This happens at the source rate, so a rate change keeps the same
@@ -66,7 +69,8 @@ TIME_MODES = ("index", "physical")
 # the readers (formats.py) or to the protocol here changes what ends up in a cache, or the old
 # cached arrays would silently be reused (the sources' sha256 alone does not change). One
 # number for both caches: the processed tensors are built from the parsed arrays.
-CACHE_VERSION = "1"
+# 2: the padded tail after a series' last observation is unobserved in ``mask``
+CACHE_VERSION = "2"
 
 
 def rate_indices(length: int, hz: float) -> np.ndarray:
@@ -126,14 +130,23 @@ def load_parsed(
 
 def pad_last_observed(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(N, C, L)`` with NaN -> (values, observed): each channel's tail after its last value is
-    filled with that value and counts as observed; NaN before it stays NaN (missing)."""
+    filled with that value; NaN before it stays NaN (missing). ``observed`` ``(N, C, L)`` is
+    false where NaN and after the series' last observation in any channel (the padding); a
+    channel's filled tail before that counts as observed."""
     present = ~np.isnan(values)
     length = values.shape[-1]
     last = length - 1 - np.argmax(present[..., ::-1], axis=-1)  # (N, C)
     fill = np.take_along_axis(values, last[..., None], axis=-1)
     tail = (np.arange(length) > last[..., None]) & present.any(-1, keepdims=True)
     values = np.where(tail, fill, values)
-    return values, ~np.isnan(values)
+    return values, ~np.isnan(values) & within_series(present)
+
+
+def within_series(present: np.ndarray) -> np.ndarray:
+    """``(N, C, L)`` bool -> ``(N, 1, L)``: true up to each series' last observation in any channel."""
+    seen = present.any(axis=1, keepdims=True)  # (N, 1, L)
+    last = seen.shape[-1] - 1 - np.argmax(seen[..., ::-1], axis=-1)  # (N, 1)
+    return (np.arange(seen.shape[-1]) <= last[..., None]) & seen.any(-1, keepdims=True)
 
 
 def drop_time_points(values: Tensor, missing_rate: float, seed: int = MISSING_SEED) -> Tensor:
@@ -192,7 +205,8 @@ def reference_protocol(
     labels = np.array([lookup[c] for c in [*train.labels, *test.labels]], dtype=np.int64)
     padded, _ = pad_last_observed(raw)
     values = drop_time_points(torch.from_numpy(padded).transpose(1, 2).contiguous(), missing_rate)
-    mask = ~torch.isnan(values)
+    # the padding repeats the last value but is not an observation (step 2)
+    mask = ~torch.isnan(values) & torch.from_numpy(within_series(~np.isnan(raw))).transpose(1, 2)
     splits = stratified_split(labels)
     train_values = values[torch.from_numpy(splits["train"])].flatten(
         0, 1

@@ -19,6 +19,9 @@ Optionally:
 
 - ``configure_optimizers(*, lr, weight_decay, total_steps)`` (as nanoGPT does): the optimiser
   it trains with (see :func:`model_optimizer`).
+- ``regularization() -> Tensor``: a scalar the training loss adds to the cross-entropy (the
+  Neural CDE experiments' weight-norm penalty, :func:`weight_norm_penalty`). Training only:
+  validation and test accuracies never see it.
 - ``time_scale_invariant = True`` (class attribute): its logits do not change when every
   timestamp is multiplied by one positive constant (it ignores ``batch.times``, or reads only
   ratios of them). The runner then runs conditions that differ only in the clock's scale (the
@@ -38,6 +41,26 @@ def last_valid(outputs: Tensor, lengths: Tensor) -> Tensor:
     """``outputs[b, lengths[b] - 1]`` for each ``b``: ``(B, L, H) -> (B, H)``."""
     index = (lengths.long() - 1).clamp(min=0).to(outputs.device)
     return outputs[torch.arange(outputs.shape[0], device=outputs.device), index]
+
+
+def observed_lengths(mask: Tensor, lengths: Tensor) -> Tensor:
+    """``(B,)`` int64: one past the last step before ``lengths`` at which any channel of the series
+    was observed (at least 1). A model that reads its state "at the last observation", as the
+    Neural CDE experiments' models do (their ``final_index``), reads at this length minus one;
+    the data modules pad a series' tail by repeating its last value but mark it unobserved.
+    ``mask`` ``(B, L, C)`` bool, ``lengths`` ``(B,)``.
+    """
+    steps = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+    seen = mask.any(dim=-1) & (steps[None] <= lengths.to(mask.device)[:, None])
+    return (seen * steps).amax(dim=1).clamp(min=1)
+
+
+def weight_norm_penalty(module: nn.Module, scale: float) -> Tensor:
+    """``scale * sum(||p||)`` over ``module``'s trainable parameters (Frobenius norms, not squared):
+    the penalty the Neural CDE experiments add to the loss (``_add_weight_regularisation``,
+    scale 0.03), unlike Adam's weight decay."""
+    norms = [p.norm() for p in module.parameters() if p.requires_grad]
+    return scale * torch.stack(norms).sum() if norms and scale else torch.zeros(())
 
 
 def check_sizes(name: str, **sizes: int) -> None:

@@ -19,7 +19,9 @@ TINY = {
 REFERENCE_HIDDEN = {"lstm": 256, "gru": 256, "gru-d": 47, "ode-rnn": 32, "ncde": 32, "lmu": 256}
 # "2": the ODE-RNN and the Neural CDE moved to the fast solves of baselines/fixed_step.py (the
 # same numbers to float rounding; bumped so records of the old default path are rerun)
-CODE_VERSION = {"lstm": "1", "gru": "1", "gru-d": "1", "ode-rnn": "2", "ncde": "2", "lmu": "1"}
+CODE_VERSION = {"lstm": "1", "gru": "1", "gru-d": "2", "ode-rnn": "3", "ncde": "3", "lmu": "1"}
+# The Neural CDE experiments' models: read-out at the last observation, weight-norm penalty.
+EXPERIMENT_MODELS = ("gru-d", "ode-rnn", "ncde")
 
 
 def tiny(name: str, channels: int = 3) -> torch.nn.Module:
@@ -76,3 +78,31 @@ def test_interface_and_reference_defaults(name: str) -> None:
     assert isinstance(model.batch_extras, dict) and all(map(callable, model.batch_extras.values()))
     assert model.config["hidden_size"] == TINY[name]["hidden_size"]
     assert model.config["num_classes"] == NUM_CLASSES
+
+
+@pytest.mark.parametrize("name", EXPERIMENT_MODELS)
+def test_read_out_at_the_last_observation(name: str) -> None:
+    # The data modules pad a series' tail by repeating its last value and mark it unobserved:
+    # these models read their state at the last observation, as the experiments' final_index.
+    model = tiny(name).eval()
+    batch = make_batch([12, 12, 12], seed=4)
+    last = torch.tensor([12, 8, 5])  # observed steps of each series
+    tail = torch.arange(12)[None] >= last[:, None]
+    values = torch.where(tail[..., None], batch.values[torch.arange(3), last - 1][:, None], batch.values)
+    padded = type(batch)(values, batch.times, batch.mask & ~tail[..., None], batch.lengths, batch.labels)
+    with torch.no_grad():
+        logits = model(padded)
+        alone = torch.cat([model(select(batch, i, int(n))) for i, n in enumerate(last)])
+    torch.testing.assert_close(logits, alone, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", EXPERIMENT_MODELS)
+def test_weight_norm_penalty_of_the_experiments(name: str) -> None:
+    model = tiny(name)
+    penalised = model.func if name == "ncde" else model  # the vector field only, for the NCDE
+    expected = 0.03 * sum(p.norm() for p in penalised.parameters())
+    torch.testing.assert_close(model.regularization(), expected)
+    assert model.config["weight_penalty"] == 0.03
+    assert float(create_model(name, 3, NUM_CLASSES, **TINY[name], weight_penalty=0).regularization()) == 0.0
+    with pytest.raises(ValueError, match="weight_penalty must be a number >= 0"):
+        create_model(name, 3, NUM_CLASSES, **TINY[name], weight_penalty=-1)

@@ -49,3 +49,28 @@ def test_equal_rates_validate_one_dataset_once(data_dir, tmp_path, train_hz, eva
     metrics, _ = evaluate(model, dm, torch.device("cpu"), val_names=module.val_names)
     assert model.evaluated == test_size + distinct * val_size
     assert metrics["val_acc_train_rate"] == entry["val_acc_train_rate"]  # the selected weights
+
+
+def test_a_models_regularization_joins_the_training_loss():
+    from bench.training import SequenceClassifier
+
+    class Penalised(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(2, 3)
+
+        def forward(self, batch: SequenceBatch) -> torch.Tensor:
+            return self.head(batch.values[:, -1])
+
+        def regularization(self) -> torch.Tensor:
+            return 2.0 * self.head.weight.norm()
+
+    model = Penalised()
+    module = SequenceClassifier(model, TrainSettings(), ["val_acc"], "unused")
+    module.on_train_epoch_start()
+    g = torch.Generator().manual_seed(0)
+    batch = SequenceBatch(torch.randn(4, 5, 2, generator=g), torch.arange(5.0).expand(4, 5),
+                          torch.ones(4, 5, 2, dtype=torch.bool), torch.full((4,), 5), torch.tensor([0, 1, 2, 0]))
+    loss = module.training_step(batch, 0)
+    plain = torch.nn.functional.cross_entropy(model(batch), batch.labels)
+    torch.testing.assert_close(loss, plain + 2.0 * model.head.weight.norm())

@@ -11,6 +11,7 @@ import torch
 from baselines.cde_path import cde_coefficients
 from bench.data import CharacterTrajectoriesDataModule
 from bench.data.formats import read_arff_dimensions
+from bench.models.base import observed_lengths
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,11 @@ def test_short_channels_padded_with_their_last_value(physical, raw):
         for c in range(3):
             tail = data[n, ends[n, c] - 1 :, c]
             assert np.all(tail == tail[0])
-    assert physical._data["mask"].all()
+    # observed up to the series' last observation in any channel; the padded tail after it is not
+    within = np.arange(values.shape[-1])[None] < ends.max(1)[:, None]  # (N, L)
+    mask = physical._data["mask"].numpy()
+    assert (mask == within[..., None]).all()
+    assert 0.3 < 1 - within.mean() < 0.4  # about a third of all steps is padding
 
 
 def test_missing_data(ct_dir):
@@ -118,9 +123,14 @@ def test_missing_data(ct_dir):
     )
     dm.setup()
     mask, values = dm._data["mask"], dm._data["values"]
-    dropped = ~mask
-    assert (dropped.all(-1) == dropped.any(-1)).all()  # a dropped time point loses all channels
-    assert (dropped[..., 0].sum(1) == int(182 * 0.3)).all()
+    full = CharacterTrajectoriesDataModule(ct_dir, download=False)
+    full.setup()
+    within = full._data["mask"][..., 0]  # (N, L): before each series' padded tail
+    assert ((~mask).all(-1) == (~mask).any(-1)).all()  # a dropped time point loses all channels
+    assert (mask <= within[..., None]).all()  # the padded tail stays unobserved
+    dropped = ~mask & within[..., None]
+    assert (dropped[..., 0].sum(1) <= int(182 * 0.3)).all()  # int(L * rate) points of all L
+    assert 0.27 < dropped[..., 0].sum() / within.sum() < 0.33
     assert not torch.isnan(values).any()
     n, t = torch.nonzero(dropped[..., 0])[0].tolist()
     expected = values[n, t - 1] if t > 0 else torch.zeros(3)
@@ -130,7 +140,8 @@ def test_missing_data(ct_dir):
     assert torch.isfinite(batch.extras["cde_coeffs"]).all()
     half = next(iter(dm.test_dataloader()))
     assert half.extras["cde_coeffs"].shape == (32, 90, 16)
-    assert 0.2 < (~half.mask[..., 0]).float().mean() < 0.4
+    seen = torch.arange(half.values.shape[1])[None] < observed_lengths(half.mask, half.lengths)[:, None]
+    assert 0.2 < (~half.mask[..., 0] & seen).sum() / seen.sum() < 0.4  # before the last observation
     # The seed is fixed: a second module drops the same points.
     again = CharacterTrajectoriesDataModule(ct_dir, missing_rate=0.3, download=False)
     again.setup()

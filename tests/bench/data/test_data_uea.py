@@ -56,7 +56,10 @@ def test_generic_uea_module(toy_dir):
     batch = next(iter(dm.train_dataloader()))
     assert isinstance(batch, SequenceBatch)
     assert batch.values.shape == (8, 11, 2) and batch.values.dtype == torch.float32
-    assert not torch.isnan(batch.values).any() and batch.mask.all()
+    assert not torch.isnan(batch.values).any()
+    seen = batch.mask.any(-1)  # series of 5 to 11 steps: observed, then the padded tail
+    assert seen[:, :5].all() and (seen[:, 1:] <= seen[:, :-1]).all() and not seen.all()
+    assert (batch.mask.all(-1) == seen).all()  # the shorter channel is filled up to the series' end
     assert batch.extras["cde_coeffs"].shape == (8, 10, 12)
     assert (batch.values != 9).all()  # standardised .ts values, not the arff's 9s
     loaders = dm.val_dataloader()
@@ -69,7 +72,10 @@ def test_padding_repeats_last_value_and_forward_fill():
     values, observed = pad_last_observed(raw)
     np.testing.assert_array_equal(values[0, 0], [1, np.nan, 3, 3])  # inside gap stays missing
     np.testing.assert_array_equal(values[0, 1], [5, 6, 6, 6])
-    assert observed[0, 0].tolist() == [True, False, True, True] and not observed[0, 2].any()
+    # the tail after the series' last observation (index 2) is padding: filled, not observed;
+    # channel 1, which ends earlier, counts as observed up to there
+    assert observed[0, 0].tolist() == [True, False, True, False] and not observed[0, 2].any()
+    assert observed[0, 1].tolist() == [True, True, True, False]
     filled = forward_fill(torch.from_numpy(values).transpose(1, 2))
     assert filled[0, :, 0].tolist() == [1, 1, 3, 3] and filled[0, :, 2].tolist() == [0, 0, 0, 0]
 
