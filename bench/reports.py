@@ -58,6 +58,7 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
             "train_hz": s.data.get("train_hz"),
             "finished_at": r.finished_at or "", "spec_key": records.canonical_json(s.to_dict()),
             "setting_key": records.canonical_json({**s.to_dict(), "seed": None}),
+            "version_key": f"{r.code_version}|{r.harness_version}",
             "num_parameters": r.num_parameters, "num_classes": r.metrics.get("num_classes"),
         }  # fmt: skip
         for key in ("test_acc", "test_acc_eval_selected", "best_epoch", "best_epoch_eval_selected", "val_acc",
@@ -99,7 +100,9 @@ def _settings_summary(record: RunRecord) -> dict[str, Any]:
 
 
 def select_records(frame: pd.DataFrame, profile: str | None) -> tuple[pd.DataFrame, str]:
-    """Rows of one profile (the largest present by default), latest record per spec."""
+    """Rows of one profile (the largest present by default), latest record per spec, and per
+    table cell only the setting and the model code of its latest record (a cell never averages
+    runs of two code versions: a changed model's older records wait until they are rerun)."""
     present = [p for p in PROFILES if p in set(frame["profile"])]
     if profile is None:
         profile = present[-1] if present else frame["profile"].iloc[0]
@@ -111,7 +114,9 @@ def select_records(frame: pd.DataFrame, profile: str | None) -> tuple[pd.DataFra
     # suite definition, other --models overrides) must not be averaged in as extra "seeds".
     cell = ["model", "dataset", "condition", "time"]
     latest = frame.groupby(cell, dropna=False)["setting_key"].transform("last")
-    return frame[frame["setting_key"] == latest], profile
+    frame = frame[frame["setting_key"] == latest]
+    latest = frame.groupby(cell, dropna=False)["version_key"].transform("last")
+    return frame[frame["version_key"] == latest], profile
 
 
 def _mean_std(values: Sequence[float], scale: float, fmt: str) -> tuple[str, float]:

@@ -84,6 +84,16 @@ def test_a_cell_shows_one_setting_not_records_of_other_hyperparameters(results_d
     assert "30.0 (1)" in md and "(2)" not in md and "± 0.0" not in md  # n = 1: no spread claimed
 
 
+def test_a_cell_never_averages_two_code_versions(results_dir):
+    old = _ct_record("ncde", "100Hz->200Hz", 0, 0.9)  # seed 0 by the model's previous code
+    new = _ct_record("ncde", "100Hz->200Hz", 1, 0.3)
+    new.code_version, new.id = "2", records.run_id(new.spec, "2")
+    records.save_record(results_dir, old)
+    records.save_record(results_dir, new)
+    md = write_report(results_dir, "timescale")[0].read_text()
+    assert "30.0 (1)" in md and "(2)" not in md  # seed 0 waits for its rerun with code 2
+
+
 def test_report_labels_time_modes_when_both_are_present(results_dir):
     records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.4))
     records.save_record(results_dir, _ct_record("lstm", "100Hz->200Hz", 0, 0.5, time="physical"))
