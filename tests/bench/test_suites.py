@@ -89,9 +89,10 @@ def test_ssms_get_the_sample_interval_as_time_unit_in_physical_time_only():
     assert all("time_unit" not in s.model_args for s in index)
 
 
-def test_timestamps_suite_scales_the_clock_in_physical_time():
+def test_timestamps_suite_scales_the_reference_clock():
     specs = build_suite("timestamps", "smoke")
     assert {s.model for s in specs} >= {"hippo-legs-ts", "hippo-legs", "ncde"}
     assert {s.condition: (s.data["train_time_scale"], s.data["eval_time_scale"]) for s in specs} == {
         "ts 0.5->1.0": (0.5, 1.0), "ts 1.0->0.5": (1.0, 0.5)}
-    assert all(s.data["time"] == "physical" and s.data["train_hz"] == s.data["eval_hz"] == 1.0 for s in specs)
+    # index time at the source rate: source indices times the scale, hippo-code's timestamps
+    assert all(s.data["time"] == "index" and s.data["train_hz"] == s.data["eval_hz"] == 1.0 for s in specs)
