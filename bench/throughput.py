@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from bench.batch import SequenceBatch
-from bench.models.base import model_optimizer
+from bench.models.base import model_optimizer, training_loss
 
 
 def synchronize(device: torch.device) -> None:
@@ -89,11 +89,10 @@ def measure_throughput(
     optimizer = model_optimizer(model, lr=lr, weight_decay=weight_decay, total_steps=iters)
     if isinstance(optimizer, dict):  # Lightning's {"optimizer", "lr_scheduler"}
         optimizer = optimizer["optimizer"]
-    loss_fn = nn.CrossEntropyLoss()
 
     def train_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(batch), batch.labels).backward()
+        training_loss(model, batch)[0].backward()
         optimizer.step()
 
     @torch.no_grad()

@@ -28,11 +28,10 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from bench.batch import SequenceBatch
-from bench.models.base import model_optimizer
+from bench.models.base import model_optimizer, training_loss
 from bench.settings import TrainSettings
 
 
@@ -161,11 +160,7 @@ class SequenceClassifier(L.LightningModule):
         self._epoch_start = time.perf_counter()
 
     def training_step(self, batch: SequenceBatch, batch_idx: int) -> torch.Tensor:
-        logits = self.model(batch)
-        loss = F.cross_entropy(logits, batch.labels)
-        regularization = getattr(self.model, "regularization", None)
-        if callable(regularization):  # the model's own penalty (bench.models.base)
-            loss = loss + regularization()
+        loss, logits = training_loss(self.model, batch)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, batch {batch_idx}"

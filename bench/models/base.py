@@ -55,6 +55,17 @@ def observed_lengths(mask: Tensor, lengths: Tensor) -> Tensor:
     return (seen * steps).amax(dim=1).clamp(min=1)
 
 
+def training_loss(model: nn.Module, batch: Any) -> tuple[Tensor, Tensor]:
+    """``(loss, logits)`` of one training step: cross-entropy plus the model's own
+    ``regularization()`` when it has one. Training and the throughput suite both use it."""
+    logits = model(batch)
+    loss = torch.nn.functional.cross_entropy(logits, batch.labels)
+    regularization = getattr(model, "regularization", None)
+    if callable(regularization):
+        loss = loss + regularization()
+    return loss, logits
+
+
 def weight_norm_penalty(module: nn.Module, scale: float) -> Tensor:
     """``scale * sum(||p||)`` over ``module``'s trainable parameters (Frobenius norms, not squared):
     the penalty the Neural CDE experiments add to the loss (``_add_weight_regularisation``,
