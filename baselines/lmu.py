@@ -1,12 +1,20 @@
 """Legendre Memory Unit (Voelker, Kajic, Eliasmith, "Legendre Memory Units: Continuous-Time
-Representation in Recurrent Neural Networks", NeurIPS 2019).
+Representation in Recurrent Neural Networks", NeurIPS 2019), in two cells.
 
 A linear memory m (order N) holds the Legendre coefficients of a scalar signal u over a sliding
-window of ``theta`` steps; a tanh hidden state reads it::
+window of ``theta`` steps. :class:`LMU` (registered ``lmu``) is the HiPPO reference code's LMU cell
+(hippo-code ``model/opcell.py`` ``LMUCell`` on ``model/memory.py`` ``MemoryCell``), which
+produced the HiPPO paper's LMU rows: the plain cell plus a sigmoid gate on h::
 
-    u_t = e_x . x_t + e_h . h_{t-1} + e_m . m_{t-1}
-    m_t = Ad m_{t-1} + Bd u_t
-    h_t = tanh(W_x x_t + W_h h_{t-1} + W_m m_t)
+    u_t  = e_x . x_t + e_h . h_{t-1} + e_m . m_{t-1}
+    m_t  = Ad m_{t-1} + Bd u_t
+    h~_t = tanh(W_x x_t + W_m m_t + W_h h_{t-1})
+    g_t  = sigmoid(G [x_t, m_t, h_{t-1}])
+    h_t  = (1 - g_t) h_{t-1} + g_t h~_t
+
+with no biases and hippo-code's initialisation: e_x = 1, e_h = e_m = 0, W_x = W_h = 0, W_m
+Xavier-normal, G Kaiming-normal (linear). :class:`VoelkerLMU` (``lmu-voelker``) is the paper's
+own cell, ``h_t = h~_t`` without the gate, with keras-lmu's initialisation.
 
 ``A[i, j] = (2i+1) * (-1 if i < j else (-1)^(i-j+1)) / theta``, ``B[i] = (2i+1) (-1)^i / theta``
 (``hippo.transition("lmu")``), discretised by zero-order hold with dt = 1 step
@@ -34,17 +42,105 @@ from bench.models.base import check_sizes, last_valid
 from hippo import discretize, transition
 
 
-class LMU(nn.Module):
-    """LMU classifier: ``forward(batch)`` -> logits ``(B, num_classes)`` from the last valid h.
+def _memory(model: nn.Module, num_inputs: int, num_classes: int, hidden_size: int,
+            memory_order: int | None, theta: float) -> int:
+    """Check the sizes and set the fixed ZOH memory ``Ad``, ``Bd`` on ``model``: its order N."""
+    memory_order = hidden_size if memory_order is None else memory_order
+    check_sizes(type(model).__name__, num_inputs=num_inputs, num_classes=num_classes,
+                hidden_size=hidden_size, memory_order=memory_order)  # fmt: skip
+    if isinstance(theta, bool) or not (isinstance(theta, int | float) and math.isfinite(theta) and theta > 0):
+        raise ValueError(f"{type(model).__name__}: theta must be a positive number of steps, got {theta!r}")
+    A, B = transition("lmu", memory_order, theta=float(theta))
+    Ad, Bd = discretize(A, B, 1.0, "zoh")
+    # recomputed from the config, never loaded: a checkpoint of another theta must not bring its
+    # matrices along (see the module docstring)
+    model.register_buffer("Ad", Ad.float(), persistent=False)
+    model.register_buffer("Bd", Bd.float(), persistent=False)
+    model.register_load_state_dict_pre_hook(_drop_fixed_matrices)
+    return memory_order
 
-    Defaults follow the HiPPO reference code's LMU cell, which produced the HiPPO paper's LMU
-    results: ``hidden_size`` 256 and ``memory_order`` = ``hidden_size``, one memory (scalar u),
+
+class LMU(nn.Module):
+    """hippo-code's LMU cell, gated (module docstring): ``forward(batch)`` -> logits
+    ``(B, num_classes)`` from h after the last step read (``lengths``), as hippo-code reads it.
+
+    Defaults are hippo-code's: ``hidden_size`` 256, ``memory_order`` = ``hidden_size``, one memory
+    (scalar u), ``theta`` 100 steps, ZOH with dt = 1 (hippo-code: dt = 1 / theta on the
+    unscaled matrices, the same system). ``theta`` is in steps, whatever the sampling rate.
+    """
+
+    # 2: hippo-code's gated cell and initialisation (1 was the plain cell, now VoelkerLMU)
+    code_version = "2"
+    batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
+    time_scale_invariant = True  # index time: never reads batch.times
+
+    def __init__(self, num_inputs: int, num_classes: int, hidden_size: int = 256,
+                 memory_order: int | None = None, theta: float = 100.0):  # fmt: skip
+        super().__init__()
+        N = _memory(self, num_inputs, num_classes, hidden_size, memory_order, theta)
+        H, C = hidden_size, num_inputs
+        self.e_x = nn.Parameter(torch.ones(C))  # hippo-code 'ux': one
+        self.e_h = nn.Parameter(torch.zeros(H))  # 'uh': zero
+        self.e_m = nn.Parameter(torch.zeros(N))  # 'um': zero
+        self.W_x = nn.Parameter(torch.zeros(H, C))  # 'hx': zero
+        self.W_m = nn.Parameter(torch.empty(H, N))  # 'hm': xavier (normal)
+        self.W_h = nn.Parameter(torch.zeros(H, H))  # 'hh': zero
+        self.G = nn.Parameter(torch.empty(H, C + N + H))  # the gate: Linear_, kaiming normal
+        nn.init.xavier_normal_(self.W_m)
+        nn.init.kaiming_normal_(self.G, nonlinearity="linear")
+        self.classifier = nn.Linear(H, num_classes)
+        self.hidden_size, self.memory_order = H, N
+        self.config = {"num_inputs": C, "num_classes": num_classes, "hidden_size": H, "memory_order": N,
+                       "theta": float(theta), "discretization": "zoh", "dt": 1.0, "gate": "sigmoid",
+                       "cell": "hippo-code LMUCell", "inputs": "values"}  # fmt: skip
+
+    def forward(self, batch: SequenceBatch) -> Tensor:
+        x = batch.values
+        H, N, C = self.hidden_size, self.memory_order, x.shape[-1]
+        G_x, G_m, G_h = self.G.split([C, N, H], dim=1)
+        ex = (x @ self.e_x).unsqueeze(-1).unbind(1)  # (B, 1) per step: input part of u
+        xh = F.linear(x, torch.cat([self.W_x, G_x])).unbind(1)  # (B, 2H): input parts of h~, g
+        # one matmul per state per step: h -> [W_h h, G_h h, e_h . h], m -> [Ad m, e_m . m],
+        # new m -> [W_m m, G_m m]
+        h_weights = torch.cat([self.W_h, G_h, self.e_h.unsqueeze(0)])  # (2H + 1, H)
+        m_weights = torch.cat([self.Ad, self.e_m.unsqueeze(0)])  # (N + 1, N)
+        read_m = torch.cat([self.W_m, G_m])  # (2H, N)
+        h, m = self.init_state(x.shape[0], x.device, x.dtype)
+        outputs = []
+        for ex_t, xh_t in zip(ex, xh, strict=True):
+            hp, mp = F.linear(h, h_weights), F.linear(m, m_weights)
+            m = torch.addcmul(mp[:, :N], ex_t + hp[:, 2 * H:] + mp[:, N:], self.Bd)
+            pre = xh_t + hp[:, : 2 * H] + F.linear(m, read_m)
+            g = torch.sigmoid(pre[:, H:])
+            h = torch.lerp(h, torch.tanh(pre[:, :H]), g)  # (1 - g) h + g h~
+            outputs.append(h)
+        return self.classifier(last_valid(torch.stack(outputs, dim=1), batch.lengths))
+
+    # -- streaming: the loop body of forward, one step at a time
+    def init_state(self, batch_size: int, device=None, dtype=torch.float32) -> tuple[Tensor, Tensor]:
+        """Zero ``(h (B, H), m (B, N))``."""
+        h = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+        return h, torch.zeros(batch_size, self.memory_order, device=device, dtype=dtype)
+
+    def step(self, values_t: Tensor, times_t: Tensor, state: tuple[Tensor, Tensor]
+             ) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
+        """Read ``values_t`` (B, C) (times unused: index time): (logits, new (h, m))."""
+        h, m = state
+        u = values_t @ self.e_x + h @ self.e_h + m @ self.e_m
+        m = m @ self.Ad.T + u[:, None] * self.Bd
+        hidden = torch.tanh(F.linear(values_t, self.W_x) + F.linear(m, self.W_m) + F.linear(h, self.W_h))
+        g = torch.sigmoid(F.linear(torch.cat([values_t, m, h], dim=-1), self.G))
+        h = (1 - g) * h + g * hidden
+        return self.classifier(h), (h, m)
+
+
+class VoelkerLMU(nn.Module):
+    """The LMU paper's cell (module docstring), ungated: ``forward(batch)`` -> logits.
+
+    Sizes as :class:`LMU` (hippo-code's): ``hidden_size`` 256, ``memory_order`` = ``hidden_size``,
     ``theta`` 100 steps, ZOH with dt = 1. (The LMU paper's psMNIST model used hidden 212, order
-    256, theta 784.) ``theta`` is in steps: the window the memory represents, whatever the data's
-    sampling rate. Initialisation follows keras-lmu: lecun-uniform encoders e_x and e_h, e_m zero,
-    Glorot-normal kernels, no biases. Sizes and memory follow the reference; its cell does not:
-    hippo-code's LMU cell adds a sigmoid gate on h and starts several weights at zero (the input
-    encoder at one). This is the plain cell of Voelker et al.
+    256, theta 784.) Initialisation follows keras-lmu: lecun-uniform encoders e_x and e_h, e_m
+    zero, Glorot-normal kernels, no biases.
     """
 
     code_version = "1"
@@ -60,25 +156,7 @@ class LMU(nn.Module):
         theta: float = 100.0,
     ):
         super().__init__()
-        memory_order = hidden_size if memory_order is None else memory_order
-        check_sizes(
-            "LMU",
-            num_inputs=num_inputs,
-            num_classes=num_classes,
-            hidden_size=hidden_size,
-            memory_order=memory_order,
-        )
-        if isinstance(theta, bool) or not (
-            isinstance(theta, int | float) and math.isfinite(theta) and theta > 0
-        ):
-            raise ValueError(f"LMU: theta must be a positive number of steps, got {theta!r}")
-        A, B = transition("lmu", memory_order, theta=float(theta))
-        Ad, Bd = discretize(A, B, 1.0, "zoh")
-        # recomputed from the config, never loaded: a checkpoint of another theta must not
-        # bring its matrices along (see the module docstring)
-        self.register_buffer("Ad", Ad.float(), persistent=False)
-        self.register_buffer("Bd", Bd.float(), persistent=False)
-        self.register_load_state_dict_pre_hook(_drop_fixed_matrices)
+        memory_order = _memory(self, num_inputs, num_classes, hidden_size, memory_order, theta)
         self.e_x = nn.Parameter(torch.empty(num_inputs))
         self.e_h = nn.Parameter(torch.empty(hidden_size))
         self.e_m = nn.Parameter(torch.zeros(memory_order))
@@ -100,6 +178,7 @@ class LMU(nn.Module):
             "theta": float(theta),
             "discretization": "zoh",
             "dt": 1.0,
+            "cell": "Voelker et al. (ungated)",
             "inputs": "values",
         }
 

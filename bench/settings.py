@@ -136,10 +136,11 @@ S4_EXAMPLE_MNIST = "state-spaces/s4 example.py, its MNIST command (--d_model 256
 # (the models' own configure_optimizers). Mamba has no published setting on these tasks: S4's.
 DEEP_SSM_MODELS = ("s4d", "s4d-lin", "lssl", "mamba")
 
-# HiPPO-RNN cells and the RNNs the hippo-code README runs with ``model.cell=<cell>``.
+# HiPPO-RNN cells and the RNNs the hippo-code README runs with ``model.cell=<cell>`` (and the
+# ungated LMU at the sizes of hippo-code's).
 HIPPO_CODE_MODELS = (
     "hippo-legs", "hippo-legs-ts", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt",
-    "hippo-fout", "lstm", "gru", "lmu",
+    "hippo-fout", "lstm", "gru", "lmu", "lmu-voelker",
 )  # fmt: skip
 # Width settings of the Neural CDE experiments' models (batch 32, lr 0.001 * 32 / 32, 100 epochs).
 NCDE_EXPERIMENT_ARGS: dict[str, dict[str, Any]] = {

@@ -108,7 +108,8 @@ register_model("gru", "baselines.rnn:GRUClassifier", "GRU (torch.nn), last valid
 register_model("gru-d", "baselines.gru_d:GRUD", "GRU-D (Che et al. 2018): decays, mean imputation, mask input")
 register_model("ode-rnn", "baselines.ode_rnn:ODERNN", "ODE-RNN (Rubanova et al. 2019): rk4 ODE between observations, GRU at them")
 register_model("ncde", "baselines.ncde:NeuralCDE", "Neural CDE (Kidger et al. 2020): Hermite cubic path, rk4 cdeint")
-register_model("lmu", "baselines.lmu:LMU", "LMU (Voelker et al. 2019): Legendre memory, ZOH, explicit theta")
+register_model("lmu", "baselines.lmu:LMU", "LMU, hippo-code's gated cell (the HiPPO paper's LMU): Legendre memory, ZOH, theta 100")
+register_model("lmu-voelker", "baselines.lmu:VoelkerLMU", "LMU, the ungated cell of Voelker et al. 2019 with keras-lmu's initialisation")
 _DEEP_SSM = "bench.models.deep_ssm"
 register_model("s4d", f"{_DEEP_SSM}:S4DClassifier", "S4D (diagonal SSM, S4D-LegS init), 4 layers, FFT convolution", init="legs")
 register_model("s4d-lin", f"{_DEEP_SSM}:S4DClassifier", "S4D with S4D-Lin init (-1/2 + i pi n)", init="lin")
