@@ -43,32 +43,28 @@ def test_memory_matrices_are_zoh_of_the_papers_matrices(cell, order: int, theta:
     np.testing.assert_allclose(model.Ad.numpy(), Ad2, rtol=1e-5, atol=1e-6)
 
 
-def test_voelker_forward_matches_the_plain_equations() -> None:
-    torch.manual_seed(0)
-    model = VoelkerLMU(3, 4, hidden_size=5, memory_order=6, theta=8.0)
-    with torch.no_grad():
-        model.e_m.normal_()  # zero at init; make it count
-    batch = make_batch([9, 5], seed=1)
-    logits = model(batch)
-    for b in range(2):
-        h, m = torch.zeros(5), torch.zeros(6)
-        for t in range(int(batch.lengths[b])):
-            x = batch.values[b, t]
-            u = model.e_x @ x + model.e_h @ h + model.e_m @ m
-            m = model.Ad @ m + model.Bd * u
-            h = torch.tanh(model.W_x @ x + model.W_h @ h + model.W_m @ m)
-        torch.testing.assert_close(logits[b], model.classifier(h), rtol=1e-5, atol=1e-6)
+def voelker_equations(model, x, h, m):
+    """The LMU paper's cell, one step."""
+    u = model.e_x @ x + model.e_h @ h + model.e_m @ m
+    m = model.Ad @ m + model.Bd * u
+    return torch.tanh(model.W_x @ x + model.W_h @ h + model.W_m @ m), m
 
 
-def test_hippo_code_cell_matches_its_equations_and_initialisation() -> None:
-    # hippo-code model/memory.py MemoryCell.forward with LMUCell's architecture: u from [x, h]
-    # plus m . W_um; m updated first; h~ and the gate read the new m and the old h; no biases
+def hippo_code_equations(model, x, h, m):
+    """hippo-code model/memory.py MemoryCell.forward with LMUCell's architecture: u from [x, h]
+    plus m . W_um; m updated first; h~ and the gate read the new m and the old h; no biases."""
+    u = model.e_x @ x + model.e_h @ h + model.e_m @ m
+    m = model.Ad @ m + model.Bd * u
+    hidden = torch.tanh(model.W_x @ x + model.W_m @ m + model.W_h @ h)
+    g = torch.sigmoid(model.G @ torch.cat([x, m, h]))
+    return (1 - g) * h + g * hidden, m
+
+
+@pytest.mark.parametrize(("cell", "equations"), [(LMU, hippo_code_equations), (VoelkerLMU, voelker_equations)])
+def test_forward_matches_the_plain_equations(cell, equations) -> None:
     torch.manual_seed(0)
-    model = LMU(3, 4, hidden_size=5, memory_order=6, theta=8.0)
-    assert (model.e_x == 1).all() and not model.e_h.any() and not model.e_m.any()
-    assert not model.W_x.any() and not model.W_h.any() and model.W_m.std() > 0
-    assert model.G.shape == (5, 3 + 6 + 5)
-    with torch.no_grad():  # the zero-initialised weights must count in the check
+    model = cell(3, 4, hidden_size=5, memory_order=6, theta=8.0)
+    with torch.no_grad():  # weights that start at zero must count in the check
         for p in (model.e_h, model.e_m, model.W_x, model.W_h):
             p.normal_()
     batch = make_batch([9, 5], seed=1)
@@ -76,13 +72,16 @@ def test_hippo_code_cell_matches_its_equations_and_initialisation() -> None:
     for b in range(2):
         h, m = torch.zeros(5), torch.zeros(6)
         for t in range(int(batch.lengths[b])):
-            x = batch.values[b, t]
-            u = model.e_x @ x + model.e_h @ h + model.e_m @ m
-            m = model.Ad @ m + model.Bd * u
-            hidden = torch.tanh(model.W_x @ x + model.W_m @ m + model.W_h @ h)
-            g = torch.sigmoid(model.G @ torch.cat([x, m, h]))
-            h = (1 - g) * h + g * hidden
+            h, m = equations(model, batch.values[b, t], h, m)
         torch.testing.assert_close(logits[b], model.classifier(h), rtol=1e-5, atol=1e-6)
+
+
+def test_hippo_code_initialisation() -> None:
+    # LMUCell.default_initializers: ux one, uh / um / hx / hh zero, hm xavier; the gate is Linear_
+    model = LMU(3, 4, hidden_size=5, memory_order=6, theta=8.0)
+    assert (model.e_x == 1).all() and not model.e_h.any() and not model.e_m.any()
+    assert not model.W_x.any() and not model.W_h.any() and model.W_m.std() > 0
+    assert model.G.shape == (5, 3 + 6 + 5) and model.G.std() > 0
 
 
 @pytest.mark.parametrize("cell", CELLS)
