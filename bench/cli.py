@@ -224,7 +224,14 @@ _default_format_warning = warnings.formatwarning
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _format_warning  # bench's own warnings read like its one-line errors
     args = build_parser().parse_args(argv)
+    import torch
+
     from bench.runner import DataUnavailableError
+
+    # Runs flush subnormal floats (bench.runner.execute), but the mode is per thread and only
+    # threads created afterwards inherit it: set it in this process of our own before torch's
+    # intra-op pool exists, so every pool thread flushes too.
+    torch.set_flush_denormal(True)
 
     try:
         if args.command == "ls":

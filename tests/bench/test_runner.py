@@ -186,3 +186,20 @@ def test_a_copy_of_a_failed_run_is_not_made(fakes, results_dir):
     first, second = result.records
     assert first.status == second.status == "failed" and result.reused == 0
     assert second.error.startswith("not run: the run it would copy (fake-nan | ts 0.5->1.0 | seed 0)")
+
+
+def test_the_cli_flushes_subnormals_on_every_intra_op_thread(tmp_path):
+    # The mode is per thread: set before torch's pool exists, every pool thread inherits it.
+    script = (
+        "import torch\n"
+        "from bench.cli import main\n"
+        "main(['ls', 'suites'])\n"
+        "torch.set_num_threads(2)\n"
+        "x = torch.full((4_000_000,), 1e-39)\n"
+        "print(int(((x * 0.5) != 0).sum()))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=HERE.parents[1])  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    if torch.set_flush_denormal(False):  # the CPU has the mode at all
+        assert done.stdout.strip().splitlines()[-1] == "0"
