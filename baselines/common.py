@@ -5,6 +5,8 @@ Nothing here imports torchcde or torchdiffeq.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -44,7 +46,7 @@ def mlp(
 
 def check_penalty(name: str, value: float) -> float:
     """A non-negative ``weight_penalty`` as a float, or one clear line."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise ValueError(f"{name}: weight_penalty must be a number >= 0 (0.03 in the Neural CDE "
                          f"experiments, 0 for none); got {value!r}")
     return float(value)

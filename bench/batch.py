@@ -18,7 +18,9 @@ class SequenceBatch:
       observed value (forward fill) and are false in ``mask``.
     - ``times``   ``(B, L)`` float32: seconds under ``time="physical"``, step indices
       ``0, 1, 2, ...`` under ``time="index"`` (the data module decides, never the model).
-    - ``mask``    ``(B, L, C)`` bool, true where the value was observed.
+    - ``mask``    ``(B, L, C)`` bool, true where the value was observed. A series' tail may be
+      padding before ``lengths`` too (the UEA protocol pads by repeating the last value, as the
+      reference codes do): it is false in ``mask`` (``bench.models.base.observed_lengths``).
     - ``lengths`` ``(B,)`` int64: how many leading steps of each series a model reads; steps at or
       past ``lengths[b]`` are padding and must not change series ``b``'s logits.
     - ``labels``  ``(B,)`` int64 class indices ``0..num_classes-1``.

@@ -59,6 +59,7 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
             "finished_at": r.finished_at or "", "spec_key": records.canonical_json(s.to_dict()),
             "setting_key": records.canonical_json({**s.to_dict(), "seed": None}),
             "version_key": f"{r.code_version}|{r.harness_version}",
+            "code_version": r.code_version, "harness_version": r.harness_version,
             "num_parameters": r.num_parameters, "num_classes": r.metrics.get("num_classes"),
         }  # fmt: skip
         for key in ("test_acc", "test_acc_eval_selected", "best_epoch", "best_epoch_eval_selected", "val_acc",
@@ -254,6 +255,25 @@ def settings_table(ok: pd.DataFrame) -> Table:
                  "model", shown, rows, cells, [[False] * len(shown) for _ in rows])  # fmt: skip
 
 
+def _older_code_note(ok: pd.DataFrame) -> str | None:
+    """Which models' shown records come from another code or harness version than this one
+    (a changed model's records wait for their rerun), or None."""
+    from bench.models import get_model_entry
+
+    older = {}
+    for r in ok.drop_duplicates("model").itertuples():
+        try:
+            current = get_model_entry(r.model).code_version()
+        except Exception:
+            continue  # not a registered model (funcapprox measures) or one that does not import
+        if (r.code_version, r.harness_version) != (current, records.HARNESS_VERSION):
+            older[r.model] = (f"{r.model} (records: code {r.code_version}, harness {r.harness_version}; "
+                              f"now {current}, {records.HARNESS_VERSION})")
+    if not older:
+        return None
+    return f"Ran on an older version of the model or harness: {'; '.join(older.values())}. Rerun the suite to update."
+
+
 def _duration(seconds: float) -> str:
     minutes = seconds / 60
     return f"{minutes:.1f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
@@ -312,12 +332,14 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
     if len(copies):
         models = ", ".join(dict.fromkeys(copies["model"]))
         tables[0].notes.append(
-            f"{len(copies)} run(s) of {models} computed exactly what another condition's run computed "
-            "(the conditions differ only in what these models ignore, e.g. the clock's scale for a "
-            "model with time_scale_invariant), so they repeat its results: the same computation, not "
-            "an independent replicate.")  # fmt: skip
+            f"{len(copies)} run(s) of {models} are the computation of another condition's run (the "
+            "conditions differ only in what these models ignore, e.g. the clock's scale for a model "
+            "with time_scale_invariant), so they repeat its results: the same computation up to float "
+            "rounding, not an independent replicate.")  # fmt: skip
     if failed:
         tables[0].notes.append(f"Failed runs (not in the table): {failed}.")
+    if (note := _older_code_note(ok)) is not None:
+        tables[0].notes.append(note)
     tables.append(settings_table(ok))
     paths = []
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * ok["model"].nunique() + 2), 4))

@@ -490,28 +490,33 @@ def run_suite(
             elif rank == 0 or get_task(spec.task).trains:  # other ranks join training runs only
                 todo.append(i)
         reusable = _reusable([specs[i] for i in todo], results_dir) if resume and todo else {}
-        first: dict[str, int] = {}  # computation key -> the spec that computes it in this call
-        followers: list[tuple[int, str]] = []
+        followers: dict[str, list[int]] = {}  # computation key -> specs that copy its run
         reused = 0
 
-        def reuse(i: int, source: RunRecord) -> None:
+        def settle(i: int, source: RunRecord) -> None:
+            """Spec ``i``'s record from ``source``, the run with its computation key: a copy if
+            that finished ok, else a failed record (the next resume runs it, then copies it)."""
             nonlocal reused
-            record = reused_record(specs[i], source)
+            if source.status == "ok":
+                record, reused = reused_record(specs[i], source), reused + 1
+            else:
+                record = failed_record(specs[i], f"not run: the run it would copy "
+                                                 f"({source.spec.label()}) did not finish ok")
+                record.reused_from = source.id
             if rank == 0:
                 records.save_record(results_dir, record)
             found[i] = record
-            reused += 1
-            progress.run_finished(record, skipped=True, seconds=0.0, status="same")
+            progress.run_finished(record, skipped=True, seconds=0.0, status="same" if record.status == "ok" else "failed")
 
         runs = []
         for i in todo:
             key = computation_key(specs[i])
             if key in reusable:
-                reuse(i, reusable[key])
-            elif key in first:
-                followers.append((i, key))
+                settle(i, reusable[key])
+            elif key in followers:
+                followers[key].append(i)
             else:
-                first[key] = i
+                followers[key] = []
                 runs.append(i)
         ctx = RunContext(results_dir, data_dir, device, progress, logger)
         start = time.perf_counter()
@@ -523,15 +528,6 @@ def run_suite(
             now = time.perf_counter()  # time since the previous record: the run's duration when
             progress.run_finished(record, skipped=False, seconds=now - start)  # sequential; the
             start = now  # pace of the suite (what the ETA needs) when parallel
-        for i, key in followers:
-            source = found[first[key]]
-            if source is not None and source.status == "ok":
-                reuse(i, source)
-            else:  # not run: the next resume runs the source again, then copies it
-                record = failed_record(specs[i], f"not run: the run it would copy "
-                                                 f"({specs[first[key]].label()}) did not finish ok")
-                if rank == 0:
-                    records.save_record(results_dir, record)
-                found[i] = record
-                progress.run_finished(record, skipped=False, seconds=0.0)
+            for i in followers[computation_key(specs[runs[j]])]:  # as soon as their run is in
+                settle(i, record)
     return SuiteResult([r for r in found if r is not None], skipped, reused)

@@ -6,9 +6,9 @@ Protocol (shared/DESIGN.md, "Data protocols"), applied in this order:
 2. pad every channel of every series to the longest length with its last observed value
    (``lengths`` is the full padded length, and models that ignore ``mask`` read the padding as
    the reference RNNs do). In ``mask`` the tail after the series' last observation (in any
-   channel) is unobserved, so models that read out at the last observation can (the Neural CDE
-   experiments' ``final_index``); a channel that ends before the series does is filled and
-   counts as observed. ``?`` before a channel's last value is a missing value;
+   channel) is unobserved, so that models that read out at the last observation find it (the
+   Neural CDE experiments' ``final_index``); a channel that ends before the series does is
+   filled and counts as observed. ``?`` before a channel's last value is a missing value;
 3. missing-data variant: per series, drop ``int(L * missing_rate)`` time points (all channels)
    chosen by ``torch.randperm`` with one generator seeded 56789, series by series, as the
    Neural CDE code does. This happens at the source rate, so a rate change keeps the same

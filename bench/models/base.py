@@ -1,4 +1,5 @@
-"""The interface every registered model follows (documented here, checked by the registry tests).
+"""The interface every registered model follows (documented here, checked by the every-model test,
+tests/bench/test_models.py, and the registry tests).
 
 A model is a ``torch.nn.Module`` built as ``Model(num_inputs, num_classes, hidden_size=..., **kw)``
 whose ``forward(batch: SequenceBatch) -> logits (B, num_classes)`` reads ``batch.values``,
@@ -25,7 +26,7 @@ Optionally:
 - ``time_scale_invariant = True`` (class attribute): its logits do not change when every
   timestamp is multiplied by one positive constant (it ignores ``batch.times``, or reads only
   ratios of them). The runner then runs conditions that differ only in the clock's scale (the
-  ``timestamps`` suite) once; the registry tests check the claim both ways.
+  ``timestamps`` suite) once; the every-model test checks the claim both ways.
 """
 
 from __future__ import annotations
@@ -44,11 +45,15 @@ def last_valid(outputs: Tensor, lengths: Tensor) -> Tensor:
 
 
 def observed_lengths(mask: Tensor, lengths: Tensor) -> Tensor:
-    """``(B,)`` int64: one past the last step before ``lengths`` at which any channel of the series
-    was observed (at least 1). A model that reads its state "at the last observation", as the
-    Neural CDE experiments' models do (their ``final_index``), reads at this length minus one;
-    the data modules pad a series' tail by repeating its last value but mark it unobserved.
-    ``mask`` ``(B, L, C)`` bool, ``lengths`` ``(B,)``.
+    """``(B,)`` int64: 1 + the largest step ``t < lengths[b]`` at which any channel of series ``b``
+    is observed (at least 1). ``mask`` ``(B, L, C)`` bool, ``lengths`` ``(B,)``.
+
+    A model that reads its state "at the last observation", as the Neural CDE experiments' models
+    do (their ``final_index``), reads at this length minus one: the data modules pad a series'
+    tail by repeating its last value but mark it unobserved. Where points were dropped (the
+    ``missing`` suite) it is the last point that survived, which is the experiments'
+    ``final_index`` when they pack the kept points (``missing_unknown``); with timestamps kept
+    they read at the series' original end instead.
     """
     steps = torch.arange(1, mask.shape[1] + 1, device=mask.device)
     seen = mask.any(dim=-1) & (steps[None] <= lengths.to(mask.device)[:, None])

@@ -136,6 +136,18 @@ def fake_suite(profile: str, seeds, time: str = "index", models=("fake-gru", "fa
     ]
 
 
+def clock_specs(models) -> list[RunSpec]:
+    """Two conditions that differ only in the clock's scale (the ``timestamps`` suite's shape)."""
+    train = dict(epochs=2, batch_size=16, lr=1e-2, eval_rates=[1.0], throughput_warmup=0, throughput_iters=0)
+    return [
+        RunSpec(suite="fake", task="classification", dataset="fake", condition=f"ts {a}->{b}", model=m, seed=0,
+                profile="smoke", data={"train_hz": 1.0, "eval_hz": 1.0, "time": "index", "train_time_scale": a,
+                                       "eval_time_scale": b}, train=train)  # fmt: skip
+        for a, b in ((0.5, 1.0), (1.0, 0.5))
+        for m in models
+    ]
+
+
 def install(monkeypatch: Any = None) -> None:
     """Register the fakes; with ``monkeypatch`` everything (the model registry too) is undone after
     the test, without it (subprocess drivers) they stay for the life of the process."""

@@ -77,6 +77,12 @@ def test_processes_match_sequential_resume_and_survive_a_killed_worker(fakes, tm
     again = run_suite(specs, parallel_dir, interactive=False, executor=executor)
     assert again.skipped == 4  # nothing left to run: no worker started
 
+    # runs with one computation: the workers run it once, the parent writes the copy
+    clock = run_suite(fakes.clock_specs(("fake-gru", "fake-clock")), parallel_dir, interactive=False,
+                      executor=executor)  # fmt: skip
+    assert clock.reused == 1 and all(r.status == "ok" for r in clock.records)
+    assert [r.reused_from for r in clock.records] == [None, None, clock.records[0].id, None]
+
 
 def test_submitit_local_cluster_matches_sequential(fakes, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from bench import records
-from bench.records import RunSpec
 from bench.runner import run_suite, with_trainer_options
 
 HERE = Path(__file__).parent
@@ -146,20 +145,8 @@ def test_runs_flush_subnormal_floats_and_say_so(fakes, results_dir, monkeypatch)
     assert subnormal_survives()  # torch's default is back for the caller
 
 
-def _clock_specs(models):
-    """Two conditions that differ only in the clock's scale (the ``timestamps`` suite's shape)."""
-    train = dict(epochs=2, batch_size=16, lr=1e-2, eval_rates=[1.0], throughput_warmup=0, throughput_iters=0)
-    return [
-        RunSpec(suite="fake", task="classification", dataset="fake", condition=f"ts {a}->{b}", model=m, seed=0,
-                profile="smoke", data={"train_hz": 1.0, "eval_hz": 1.0, "time": "index", "train_time_scale": a,
-                                       "eval_time_scale": b}, train=train)  # fmt: skip
-        for a, b in ((0.5, 1.0), (1.0, 0.5))
-        for m in models
-    ]
-
-
 def test_runs_that_compute_the_same_thing_run_once(fakes, results_dir):
-    specs = _clock_specs(("fake-gru", "fake-clock"))
+    specs = fakes.clock_specs(("fake-gru", "fake-clock"))
     result = run_suite(specs, results_dir, device="cpu", interactive=False)
     gru = [r for r in result.records if r.spec.model == "fake-gru"]
     clock = [r for r in result.records if r.spec.model == "fake-clock"]
@@ -182,10 +169,11 @@ def test_runs_that_compute_the_same_thing_run_once(fakes, results_dir):
 
 
 def test_a_copy_of_a_failed_run_is_not_made(fakes, results_dir):
-    result = run_suite(_clock_specs(("fake-nan",)), results_dir, device="cpu", interactive=False)
+    result = run_suite(fakes.clock_specs(("fake-nan",)), results_dir, device="cpu", interactive=False)
     first, second = result.records
     assert first.status == second.status == "failed" and result.reused == 0
     assert second.error.startswith("not run: the run it would copy (fake-nan | ts 0.5->1.0 | seed 0)")
+    assert second.reused_from == first.id
 
 
 def test_the_cli_flushes_subnormals_on_every_intra_op_thread(tmp_path):
