@@ -261,14 +261,18 @@ def _older_code_note(ok: pd.DataFrame) -> str | None:
     from bench.models import get_model_entry
 
     older = {}
-    for r in ok.drop_duplicates("model").itertuples():
+    for model, runs in ok.groupby("model", sort=False):
         try:
-            current = get_model_entry(r.model).code_version()
+            current = (get_model_entry(model).code_version(), records.HARNESS_VERSION)
         except Exception:
             continue  # not a registered model (funcapprox measures) or one that does not import
-        if (r.code_version, r.harness_version) != (current, records.HARNESS_VERSION):
-            older[r.model] = (f"{r.model} (records: code {r.code_version}, harness {r.harness_version}; "
-                              f"now {current}, {records.HARNESS_VERSION})")
+        old = runs[[v != current for v in zip(runs["code_version"], runs["harness_version"], strict=True)]]
+        if len(old):
+            versions = ", ".join(sorted({f"code {c}, harness {h}" for c, h in
+                                         zip(old["code_version"], old["harness_version"], strict=True)}))
+            cells = ", ".join(dict.fromkeys(old["column"] if "column" in old else old["condition"]))
+            older[model] = (f"{model}, {len(old)} of {len(runs)} runs ({cells}: {versions}; now code "
+                            f"{current[0]}, harness {current[1]})")
     if not older:
         return None
     return f"Ran on an older version of the model or harness: {'; '.join(older.values())}. Rerun the suite to update."

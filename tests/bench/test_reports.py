@@ -93,7 +93,8 @@ def test_a_cell_never_averages_two_code_versions(results_dir):
     md = write_report(results_dir, "timescale")[0].read_text()
     assert "30.0 (1)" in md and "(2)" not in md  # seed 0 waits for its rerun with code 2
     # the ncde code of this checkout is not 2 either: the table says its records are older
-    assert "Ran on an older version of the model or harness: ncde (records: code 2, harness 2; now" in md
+    assert ("Ran on an older version of the model or harness: ncde, 1 of 1 runs (100Hz->200Hz: code 2, "
+            "harness 2; now code 3") in md
 
 
 def test_report_labels_time_modes_when_both_are_present(results_dir):
