@@ -179,7 +179,8 @@ def load_runs(directory: str | Path, suites: Sequence[str] | None = None) -> Loa
     """Read every record under ``directory`` and group the finished ones by spec and machine kind.
 
     Per spec, seed and machine kind the record finished last wins (a directory that was rerun
-    after a code change holds both). Unreadable files are skipped with a note.
+    after a code change holds both). Unreadable files are skipped with a note, and so are copies
+    of another condition's run (``reused_from``): its own record is compared, once.
     """
     latest: dict[tuple[str, int, MachineKind], RunRecord] = {}
     failed: list[RunRecord] = []
@@ -191,6 +192,8 @@ def load_runs(directory: str | Path, suites: Sequence[str] | None = None) -> Loa
             notes.append(f"skipped unreadable record {path}: {e}")
             continue
         if suites is not None and record.spec.suite not in suites:
+            continue
+        if record.reused_from is not None:
             continue
         if record.status != "ok":
             failed.append(record)

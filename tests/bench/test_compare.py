@@ -279,3 +279,15 @@ def test_history_dirs(tmp_path, history):
 def test_pooled_std():
     assert compare.pooled_std([[1.0], [2.0]]) == 0.0
     assert compare.pooled_std([[1.0, 3.0], [5.0, 7.0]]) == pytest.approx(2**0.5)
+
+
+def test_a_copy_of_another_conditions_run_is_compared_once(tmp_path):
+    from bench.compare import load_runs
+
+    source = make_record("lstm", 0, 0.8, 100.0, condition="ts 0.5->1.0")
+    copy = make_record("lstm", 0, 0.8, 100.0, condition="ts 1.0->0.5")
+    copy.reused_from = source.id
+    save_record(tmp_path, source)
+    save_record(tmp_path, copy)
+    runs = load_runs(tmp_path)
+    assert [g.condition for g in runs.groups.values()] == ["ts 0.5->1.0"]
