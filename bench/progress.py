@@ -54,6 +54,7 @@ class SuiteProgress:
         self.start = time.perf_counter()
         self._timed_runs = 0  # runs actually executed (skipped ones take no time: keep them out of the ETA)
         self._timed_seconds = 0.0
+        self.copies_to_come = 0  # runs that will copy a run still to come: they take no time either
         self.console = Console(stderr=True, highlight=False)
         self._progress: Progress | None = None
         self._suite_task = self._epoch_task = None
@@ -78,7 +79,7 @@ class SuiteProgress:
     def eta(self) -> float | None:
         if not self._timed_runs:
             return None
-        return self._timed_seconds / self._timed_runs * (self.total - self.done)
+        return self._timed_seconds / self._timed_runs * (self.total - self.done - self.copies_to_come)
 
     def run_started(self, spec: RunSpec, epochs: int | None = None) -> None:
         if self._progress is None:

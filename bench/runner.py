@@ -518,6 +518,7 @@ def run_suite(
             else:
                 followers[key] = []
                 runs.append(i)
+        progress.copies_to_come = sum(map(len, followers.values()))
         ctx = RunContext(results_dir, data_dir, device, progress, logger)
         start = time.perf_counter()
         for j, record in executor.run([specs[i] for i in runs], ctx):
@@ -529,5 +530,6 @@ def run_suite(
             progress.run_finished(record, skipped=False, seconds=now - start)  # sequential; the
             start = now  # pace of the suite (what the ETA needs) when parallel
             for i in followers[computation_key(specs[runs[j]])]:  # as soon as their run is in
+                progress.copies_to_come -= 1
                 settle(i, record)
     return SuiteResult([r for r in found if r is not None], skipped, reused)

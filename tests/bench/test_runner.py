@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bench import records
+from bench.progress import SuiteProgress
 from bench.runner import run_suite, with_trainer_options
 
 HERE = Path(__file__).parent
@@ -145,9 +146,19 @@ def test_runs_flush_subnormal_floats_and_say_so(fakes, results_dir, monkeypatch)
     assert subnormal_survives()  # torch's default is back for the caller
 
 
-def test_runs_that_compute_the_same_thing_run_once(fakes, results_dir):
+def test_runs_that_compute_the_same_thing_run_once(fakes, results_dir, monkeypatch):
     specs = fakes.clock_specs(("fake-gru", "fake-clock"))
+    runs_to_come = []  # what the ETA multiplies, after each real run
+    real_finished = SuiteProgress.run_finished
+
+    def run_finished(self, record, skipped, seconds, status=None):
+        real_finished(self, record, skipped, seconds, status)
+        if not skipped:
+            runs_to_come.append(self.total - self.done - self.copies_to_come)
+
+    monkeypatch.setattr(SuiteProgress, "run_finished", run_finished)
     result = run_suite(specs, results_dir, device="cpu", interactive=False)
+    assert runs_to_come == [2, 1, 0]  # the copy to come is not counted as a run to come
     gru = [r for r in result.records if r.spec.model == "fake-gru"]
     clock = [r for r in result.records if r.spec.model == "fake-clock"]
     assert result.reused == 1 and all(r.status == "ok" for r in result.records)
