@@ -24,6 +24,7 @@ import seaborn as sns  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from bench import records  # noqa: E402
+from bench.published import published_accuracy  # noqa: E402
 from bench.records import RunRecord  # noqa: E402
 from bench.settings import TrainSettings, follows_profile, profile_description  # noqa: E402
 from bench.suites import PROFILES  # noqa: E402
@@ -255,27 +256,86 @@ def settings_table(ok: pd.DataFrame) -> Table:
                  "model", shown, rows, cells, [[False] * len(shown) for _ in rows])  # fmt: skip
 
 
+def _is_current(ok: pd.DataFrame) -> pd.Series:
+    """Per run: did it run on this version of its model and harness? (True for names that are
+    not registered models, such as funcapprox measures, or that do not import.)"""
+    from bench.models import get_model_entry
+
+    current = {}
+    for model in dict.fromkeys(ok["model"]):
+        try:
+            current[model] = (get_model_entry(model).code_version(), records.HARNESS_VERSION)
+        except Exception:
+            current[model] = None
+    return pd.Series([current[m] is None or (c, h) == current[m] for m, c, h in
+                      zip(ok["model"], ok["code_version"], ok["harness_version"], strict=True)],
+                     index=ok.index, dtype=bool)  # fmt: skip
+
+
 def _older_code_note(ok: pd.DataFrame) -> str | None:
     """Which models' shown records come from another code or harness version than this one
     (a changed model's records wait for their rerun), or None."""
     from bench.models import get_model_entry
 
     older = {}
-    for model, runs in ok.groupby("model", sort=False):
-        try:
-            current = (get_model_entry(model).code_version(), records.HARNESS_VERSION)
-        except Exception:
-            continue  # not a registered model (funcapprox measures) or one that does not import
-        old = runs[[v != current for v in zip(runs["code_version"], runs["harness_version"], strict=True)]]
-        if len(old):
-            versions = ", ".join(sorted({f"code {c}, harness {h}" for c, h in
-                                         zip(old["code_version"], old["harness_version"], strict=True)}))
-            cells = ", ".join(dict.fromkeys(old["column"] if "column" in old else old["condition"]))
-            older[model] = (f"{model}, {len(old)} of {len(runs)} runs ({cells}: {versions}; now code "
-                            f"{current[0]}, harness {current[1]})")
+    stale = ok[~_is_current(ok)]
+    for model, old in stale.groupby("model", sort=False):
+        runs = ok[ok["model"] == model]
+        now = (get_model_entry(model).code_version(), records.HARNESS_VERSION)
+        versions = ", ".join(sorted({f"code {c}, harness {h}" for c, h in
+                                     zip(old["code_version"], old["harness_version"], strict=True)}))
+        cells = ", ".join(dict.fromkeys(old["column"] if "column" in old else old["condition"]))
+        older[model] = (f"{model}, {len(old)} of {len(runs)} runs ({cells}: {versions}; now code "
+                        f"{now[0]}, harness {now[1]})")
     if not older:
         return None
     return f"Ran on an older version of the model or harness: {'; '.join(older.values())}. Rerun the suite to update."
+
+
+def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
+    """Our numbers beside the published ones (``bench.published``), or None when none apply.
+
+    Per condition: the honest selection, the reference selection and the published number; then
+    the accuracy at the training rate and the training time. A cell whose runs are older than
+    the model's code is marked with a dagger. Only for records in index time (or with no clock),
+    the time the paper used.
+    """
+    ok = ok[ok["time"].isna() | (ok["time"] == "index")]
+    rows, conditions = list(dict.fromkeys(ok["model"])), list(dict.fromkeys(ok["column"]))
+    source = dict(zip(ok["column"], zip(ok["dataset"], ok["condition"], strict=True), strict=True))
+    found = {(m, c): published_accuracy(*source[c], m) for m in rows for c in conditions}
+    if not any(found.values()):
+        return None
+    stale = set(zip(ok["model"][~_is_current(ok)], ok["column"][~_is_current(ok)], strict=True))
+    at_train = bool("acc_train_rate" in ok and ok["acc_train_rate"].notna().any())
+    columns = [f"{c} {kind}" for c in conditions for kind in ("honest", "reference", "paper")]
+    columns += ["at the training rate"] * at_train + ["training time"]
+
+    def measured(model: str, key: str, column: str) -> str:
+        text = _mean_std(list(ok[(ok["model"] == model) & (ok["column"] == column)][key]), 100, ".1f")[0]
+        return f"{text} †" if text != "–" and (model, column) in stale else text
+
+    cells = []
+    for model in rows:
+        runs, line = ok[ok["model"] == model], []
+        for c in conditions:
+            paper = found.get((model, c))
+            line += [measured(model, "test_acc", c), measured(model, "test_acc_eval_selected", c),
+                     "–" if paper is None else str(paper[0])]  # fmt: skip
+        if at_train:
+            line.append(" / ".join(measured(model, "acc_train_rate", c) for c in conditions))
+        line.append(_duration(float(runs["train_seconds"].sum())))
+        cells.append(line)
+    sources = sorted({v[1] for v in found.values() if v})
+    table = Table(
+        f"{suite}: side by side with the published numbers ({'; '.join(sources)}); test accuracy (%), "
+        "mean ± std over seeds (n runs). Honest: selection at the training rate; reference: selection "
+        "at the evaluation rate (the two tables above). Training time adds up the runs shown.",
+        "model", columns, rows, cells, [[False] * len(columns) for _ in rows])  # fmt: skip
+    if stale:
+        table.notes.append("† from records older than the model's current code (see the note under the first "
+                           "table); a cell never averages two versions.")  # fmt: skip
+    return table
 
 
 def _duration(seconds: float) -> str:
@@ -317,8 +377,9 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
         (r.rate_curve or {}).get(str(float(r.train_hz))) if pd.notna(r.train_hz) else None
         for r in ok.itertuples()
     ]
+    ok = ok.assign(acc_train_rate=at_train)
     if any(v is not None for v in at_train):
-        same_rate = ok.assign(acc_train_rate=at_train).dropna(subset=["acc_train_rate"])
+        same_rate = ok.dropna(subset=["acc_train_rate"])
         tables.append(pivot_table(
             same_rate, "acc_train_rate", row="model", column="column", scale=100,
             caption=f"{suite}: test accuracy (%) at the TRAINING rate (no shift), for reference; "
@@ -344,6 +405,8 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
         tables[0].notes.append(f"Failed runs (not in the table): {failed}.")
     if (note := _older_code_note(ok)) is not None:
         tables[0].notes.append(note)
+    if profile == "paper" and (table := published_table(suite, ok)) is not None:
+        tables.append(table)
     tables.append(settings_table(ok))
     paths = []
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * ok["model"].nunique() + 2), 4))

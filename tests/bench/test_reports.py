@@ -152,3 +152,33 @@ def test_the_caption_describes_the_profile_only_for_records_that_follow_it(resul
     records.save_record(results_dir, rec)
     md = write_report(results_dir, "timescale")[0].read_text()
     assert "not this version's quick definition" in md
+
+
+def test_paper_records_are_shown_beside_the_published_numbers(results_dir):
+    from bench.models import get_model_entry
+
+    for seed in (0, 1):
+        for cond in ("100Hz->200Hz", "200Hz->100Hz"):
+            rec = _ct_record("hippo-legs", cond, seed, 0.80 + 0.02 * seed, profile="paper")
+            rec.spec.data["train_hz"] = 0.5 if cond == "100Hz->200Hz" else 1.0
+            rec.metrics.update(test_acc_eval_selected=0.88 + 0.02 * seed)
+            rec.code_version = get_model_entry("hippo-legs").code_version()
+            rec.id, rec.train_seconds = records.run_id(rec.spec, rec.code_version), 600.0
+            records.save_record(results_dir, rec)
+    old = _ct_record("lstm", "100Hz->200Hz", 0, 0.25, profile="paper")  # code 0: older than the LSTM's
+    old.code_version, old.id = "0", records.run_id(old.spec, "0")
+    records.save_record(results_dir, old)
+    records.save_record(results_dir, _ct_record("gru", "100Hz->200Hz", 0, 0.7, profile="paper"))
+    md = write_report(results_dir, "timescale")[0].read_text()
+    side = md[md.index("side by side with the published numbers"):md.index("Settings of each model")]
+    lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in side.splitlines() if line.startswith("| ") and not line.startswith("| model")}
+    # per shift: honest, reference, paper; then the training rate (1.0 from the fakes' curve) and time
+    assert lines["hippo-legs"] == ["81.0 ± 1.4 (2)", "89.0 ± 1.4 (2)", "88.8", "81.0 ± 1.4 (2)", "89.0 ± 1.4 (2)",
+                                   "90.1", "40.5 ± 0.7 (2) / 81.0 ± 1.4 (2)", "40.0 min"]  # fmt: skip
+    assert lines["lstm"][:6] == ["25.0 (1) †", "–", "25.4", "–", "–", "64.6"]  # an older code's cell is marked
+    assert lines["gru"][2] == lines["gru"][5] == "–"  # not in the paper's table
+    assert "† from records older" in side
+    # a quick run is not a reproduction: no side-by-side table for other profiles
+    records.save_record(results_dir, _ct_record("hippo-legs", "100Hz->200Hz", 0, 0.8))
+    assert "side by side" not in write_report(results_dir, "timescale", "quick")[0].read_text()
