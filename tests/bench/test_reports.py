@@ -179,6 +179,7 @@ def test_paper_records_are_shown_beside_the_published_numbers(results_dir):
     assert lines["lstm"][:6] == ["25.0 (1) †", "–", "25.4", "–", "–", "64.6"]  # an older code's cell is marked
     assert lines["gru"][2] == lines["gru"][5] == "–"  # not in the paper's table
     assert "† from records older" in side
+    assert r"25.0 (1) $\dagger$" in (results_dir / "timescale" / "table.tex").read_text()
     # a quick run is not a reproduction: no side-by-side table for other profiles
     records.save_record(results_dir, _ct_record("hippo-legs", "100Hz->200Hz", 0, 0.8))
     assert "side by side" not in write_report(results_dir, "timescale", "quick")[0].read_text()
