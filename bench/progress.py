@@ -20,7 +20,6 @@ from rich.progress import (
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 
 from bench.records import RunRecord, RunSpec
@@ -63,11 +62,12 @@ class SuiteProgress:
         if self.interactive:
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                # our ETA, not rich's: resumed runs and copies finish instantly and must not pace it
+                TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
                 console=self.console, transient=False,
             )  # fmt: skip
             self._progress.start()
-            self._suite_task = self._progress.add_task(self.title, total=self.total)
+            self._suite_task = self._progress.add_task(self.title, total=self.total, eta="-")
         else:
             print(f"{self.title}: {self.total} runs", flush=True)
         return self
@@ -106,7 +106,8 @@ class SuiteProgress:
             self._timed_seconds += seconds
         status = status or ("skip" if skipped else record.status)
         if self._progress is not None:
-            self._progress.advance(self._suite_task)
+            eta = self.eta()
+            self._progress.update(self._suite_task, advance=1, eta="-" if eta is None else _fmt_seconds(eta))
             if not skipped:
                 self._progress.console.print(
                     f"{status:6s} {record.spec.label()}  {headline(record)}  ({seconds:.1f}s)"

@@ -7,7 +7,7 @@ printed in the source. Only numbers a source prints belong here, never ones read
 
 from __future__ import annotations
 
-HIPPO_PAPER = "Gu et al., HiPPO (NeurIPS 2020) and its blog post"
+HIPPO_PAPER = "Gu et al., HiPPO (NeurIPS 2020): the timescale-robustness table, as the HiPPO blog post prints it"
 HIPPO_PAPER_PMNIST = "Gu et al., HiPPO (NeurIPS 2020), Tables 4 and 5"
 
 # (dataset, condition, model) -> (test accuracy %, source)

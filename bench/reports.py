@@ -171,7 +171,8 @@ def to_markdown(table: Table) -> str:
         [r] + [f"**{c}**" if b else c for c, b in zip(cells, bold, strict=True)]
         for r, cells, bold in zip(table.rows, table.cells, table.bold, strict=True)
     ]
-    text = tabulate(body, headers=[table.row_header, *table.columns], tablefmt="github")
+    # cells are text as shown (a published "6.0" stays "6.0"; no number parsing)
+    text = tabulate(body, headers=[table.row_header, *table.columns], tablefmt="github", disable_numparse=True)
     notes = "".join(f"\n{n}" for n in table.notes)
     return f"{table.caption}\n\n{text}\n{notes}\n"
 
@@ -295,10 +296,10 @@ def _older_code_note(ok: pd.DataFrame) -> str | None:
 def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
     """Our numbers beside the published ones (``bench.published``), or None when none apply.
 
-    Per condition: the honest selection, the reference selection and the published number; then
-    the accuracy at the training rate and the training time. A cell whose runs are older than
-    the model's code is marked with a dagger. Only for records in index time (or with no clock),
-    the time the paper used.
+    Per condition: the honest selection, the reference selection (where records have one) and
+    the published number; then the accuracy at the training rate and the training time. A cell
+    whose runs are older than the model's code or the harness is marked with a dagger. Only for
+    records in index time (or with no clock), the time the paper used.
     """
     ok = ok[ok["time"].isna() | (ok["time"] == "index")]
     rows, conditions = list(dict.fromkeys(ok["model"])), list(dict.fromkeys(ok["column"]))
@@ -306,9 +307,13 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
     found = {(m, c): published_accuracy(*source[c], m) for m in rows for c in conditions}
     if not any(found.values()):
         return None
-    stale = set(zip(ok["model"][~_is_current(ok)], ok["column"][~_is_current(ok)], strict=True))
+    older = ~_is_current(ok)
+    stale = set(zip(ok["model"][older], ok["column"][older], strict=True))
+    kinds = {"honest": "test_acc", "reference": "test_acc_eval_selected", "paper": None}
+    if ok["test_acc_eval_selected"].isna().all():
+        del kinds["reference"]
     at_train = bool("acc_train_rate" in ok and ok["acc_train_rate"].notna().any())
-    columns = [f"{c} {kind}" for c in conditions for kind in ("honest", "reference", "paper")]
+    columns = [f"{c} {kind}" for c in conditions for kind in kinds]
     columns += ["at the training rate"] * at_train + ["training time"]
 
     def measured(model: str, key: str, column: str) -> str:
@@ -317,24 +322,28 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
 
     cells = []
     for model in rows:
-        runs, line = ok[ok["model"] == model], []
+        line = []
         for c in conditions:
             paper = found.get((model, c))
-            line += [measured(model, "test_acc", c), measured(model, "test_acc_eval_selected", c),
-                     "–" if paper is None else str(paper[0])]  # fmt: skip
+            line += [measured(model, key, c) if key else "–" if paper is None else str(paper[0])
+                     for key in kinds.values()]  # fmt: skip
         if at_train:
             line.append(" / ".join(measured(model, "acc_train_rate", c) for c in conditions))
-        line.append(_duration(float(runs["train_seconds"].sum())))
+        seconds = ok[ok["model"] == model]["train_seconds"].sum(min_count=1)
+        line.append("–" if pd.isna(seconds) else _duration(float(seconds)))
         cells.append(line)
     sources = sorted({v[1] for v in found.values() if v})
-    table = Table(
-        f"{suite}: side by side with the published numbers ({'; '.join(sources)}); test accuracy (%), "
-        "mean ± std over seeds (n runs). Honest: selection at the training rate; reference: selection "
-        "at the evaluation rate (the two tables above). Training time adds up the runs shown.",
-        "model", columns, rows, cells, [[False] * len(columns) for _ in rows])  # fmt: skip
+    caption = (f"{suite}: side by side with the published numbers ({'; '.join(sources)}); test accuracy (%), "
+               "mean ± std over seeds (n runs). Honest: selection on validation at the training rate")  # fmt: skip
+    caption += "; reference: at the evaluation rate (the tables above)." if "reference" in kinds else "."
+    if at_train:
+        caption += (" At the training rate: test accuracy without the shift, one value per condition in "
+                    "the order of the columns.")  # fmt: skip
+    caption += " Training time adds up the runs shown."
+    table = Table(caption, "model", columns, rows, cells, [[False] * len(columns) for _ in rows])
     if stale:
-        table.notes.append("† from records older than the model's current code (see the note under the first "
-                           "table); a cell never averages two versions.")  # fmt: skip
+        table.notes.append("† from records older than the model's current code or the harness (see the note "
+                           "under the first table); a cell never averages two versions.")  # fmt: skip
     return table
 
 

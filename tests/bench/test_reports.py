@@ -169,6 +169,8 @@ def test_paper_records_are_shown_beside_the_published_numbers(results_dir):
     old.code_version, old.id = "0", records.run_id(old.spec, "0")
     records.save_record(results_dir, old)
     records.save_record(results_dir, _ct_record("gru", "100Hz->200Hz", 0, 0.7, profile="paper"))
+    physical = _ct_record("hippo-legs", "100Hz->200Hz", 0, 0.1, time="physical", profile="paper")
+    records.save_record(results_dir, physical)  # the paper's clock is index time: not averaged in
     md = write_report(results_dir, "timescale")[0].read_text()
     side = md[md.index("side by side with the published numbers"):md.index("Settings of each model")]
     lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
@@ -180,6 +182,10 @@ def test_paper_records_are_shown_beside_the_published_numbers(results_dir):
     assert lines["gru"][2] == lines["gru"][5] == "–"  # not in the paper's table
     assert "† from records older" in side
     assert r"25.0 (1) $\dagger$" in (results_dir / "timescale" / "table.tex").read_text()
+    # nothing older than its code: no dagger, no note
+    (results_dir / "timescale" / "records" / f"{old.id}.json").unlink()
+    side = write_report(results_dir, "timescale")[0].read_text().split("side by side")[1]
+    assert "†" not in side and "88.8" in side
     # a quick run is not a reproduction: no side-by-side table for other profiles
     records.save_record(results_dir, _ct_record("hippo-legs", "100Hz->200Hz", 0, 0.8))
     assert "side by side" not in write_report(results_dir, "timescale", "quick")[0].read_text()

@@ -148,13 +148,13 @@ def test_runs_flush_subnormal_floats_and_say_so(fakes, results_dir, monkeypatch)
 
 def test_runs_that_compute_the_same_thing_run_once(fakes, results_dir, monkeypatch):
     specs = fakes.clock_specs(("fake-gru", "fake-clock"))
-    runs_to_come = []  # what the ETA multiplies, after each real run
+    runs_to_come = []  # the ETA over the mean time of a run, after each real run
     real_finished = SuiteProgress.run_finished
 
     def run_finished(self, record, skipped, seconds, status=None):
         real_finished(self, record, skipped, seconds, status)
         if not skipped:
-            runs_to_come.append(self.total - self.done - self.copies_to_come)
+            runs_to_come.append(round(self.eta() / (self._timed_seconds / self._timed_runs), 6))
 
     monkeypatch.setattr(SuiteProgress, "run_finished", run_finished)
     result = run_suite(specs, results_dir, device="cpu", interactive=False)
@@ -202,3 +202,15 @@ def test_the_cli_flushes_subnormals_on_every_intra_op_thread(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     if torch.set_flush_denormal(False):  # the CPU has the mode at all
         assert done.stdout.strip().splitlines()[-1] == "0"
+
+
+def test_the_interactive_bar_shows_the_eta_of_runs_still_to_train(fakes, results_dir):
+    specs = fakes.clock_specs(("fake-gru",))
+    done = run_suite(specs, results_dir, device="cpu", interactive=False).records  # a run and its copy
+    with SuiteProgress(4, "suite", interactive=True) as progress:
+        progress.run_finished(done[0], skipped=True, seconds=0.0)  # resumed: takes no time
+        assert progress._progress.tasks[0].fields["eta"] == "-"
+        progress.copies_to_come = 1
+        progress.run_finished(done[0], skipped=False, seconds=60.0)
+        # 4 runs: 1 resumed, 1 trained in 60 s, 1 copy to come, so 1 run left to train
+        assert progress._progress.tasks[0].fields["eta"] == "1m00s"
