@@ -325,8 +325,8 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
         line = []
         for c in conditions:
             paper = found.get((model, c))
-            line += [measured(model, key, c) if key else "–" if paper is None else str(paper[0])
-                     for key in kinds.values()]  # fmt: skip
+            published = "–" if paper is None else str(paper[0])
+            line += [measured(model, key, c) if key else published for key in kinds.values()]
         if at_train:
             line.append(" / ".join(measured(model, "acc_train_rate", c) for c in conditions))
         seconds = ok[ok["model"] == model]["train_seconds"].sum(min_count=1)
