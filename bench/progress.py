@@ -8,6 +8,7 @@ suite's elapsed time and ETA.
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 import time
 from typing import Any
@@ -31,6 +32,16 @@ def _fmt_seconds(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def run_seconds(record: RunRecord, fallback: float) -> float:
+    """The run's own wall time, from its record's start and end (to the second); ``fallback``
+    where the record has none. With parallel workers the time between two records is the
+    suite's pace, not the length of a run."""
+    try:
+        return (dt.datetime.fromisoformat(record.finished_at) - dt.datetime.fromisoformat(record.started_at)).total_seconds()
+    except (TypeError, ValueError):
+        return fallback
 
 
 def headline(record: RunRecord) -> str:
@@ -99,7 +110,9 @@ class SuiteProgress:
     def run_finished(self, record: RunRecord, skipped: bool, seconds: float,
                      status: str | None = None) -> None:
         """Count a run as done; ``skipped`` ones (resumed, or ``status="same"``: a copy of an
-        identical run) do not pace the ETA and are not printed on the interactive bar."""
+        identical run) do not pace the ETA and are not printed on the interactive bar.
+        ``seconds`` is the time since the previous run ended: the suite's pace, which the ETA
+        needs (a run's length when runs go one at a time, half of it on two workers)."""
         self.done += 1
         if not skipped:
             self._timed_runs += 1
@@ -110,13 +123,15 @@ class SuiteProgress:
             self._progress.update(self._suite_task, advance=1, eta="-" if eta is None else _fmt_seconds(eta))
             if not skipped:
                 self._progress.console.print(
-                    f"{status:6s} {record.spec.label()}  {headline(record)}  ({seconds:.1f}s)"
+                    f"{status:6s} {record.spec.label()}  {headline(record)}  "
+                    f"(ran {_fmt_seconds(run_seconds(record, seconds))})"
                 )
             return
         eta = self.eta()
         print(
             f"[{self.done}/{self.total}] {status:6s} {record.spec.label()}  {headline(record)}  "
-            f"({seconds:.1f}s; elapsed {_fmt_seconds(time.perf_counter() - self.start)}"
+            f"({'' if skipped else 'ran ' + _fmt_seconds(run_seconds(record, seconds)) + '; '}"
+            f"elapsed {_fmt_seconds(time.perf_counter() - self.start)}"
             f"{'' if eta is None else ', eta ' + _fmt_seconds(eta)})",
             flush=True,
         )

@@ -526,9 +526,9 @@ def run_suite(
             if rank == 0:
                 records.save_record(results_dir, record)
             found[runs[j]] = record
-            now = time.perf_counter()  # time since the previous record: the run's duration when
-            progress.run_finished(record, skipped=False, seconds=now - start)  # sequential; the
-            start = now  # pace of the suite (what the ETA needs) when parallel
+            now = time.perf_counter()  # time since the previous record: the suite's pace
+            progress.run_finished(record, skipped=False, seconds=now - start)
+            start = now
             for i in followers[computation_key(specs[runs[j]])]:  # as soon as their run is in
                 progress.copies_to_come -= 1
                 settle(i, record)

@@ -214,3 +214,16 @@ def test_the_interactive_bar_shows_the_eta_of_runs_still_to_train(fakes, results
         progress.run_finished(done[0], skipped=False, seconds=60.0)
         # 4 runs: 1 resumed, 1 trained in 60 s, 1 copy to come, so 1 run left to train
         assert progress._progress.tasks[0].fields["eta"] == "1m00s"
+
+
+def test_a_run_line_gives_the_runs_own_time_and_the_eta_the_suites_pace(fakes, results_dir, capsys):
+    # Two workers: the second run of a pair ends seconds after the first, though it ran as long.
+    (record,) = run_suite(fakes.clock_specs(("fake-gru",))[:1], results_dir, device="cpu", interactive=False).records
+    capsys.readouterr()
+    record.started_at, record.finished_at = "2026-11-30T03:23:59+00:00", "2026-11-30T03:44:57+00:00"
+    with SuiteProgress(4, "suite", interactive=False) as progress:
+        progress.run_finished(record, skipped=False, seconds=1256.0)
+        progress.run_finished(record, skipped=False, seconds=9.7)
+    first, second = capsys.readouterr().out.splitlines()[1:]
+    assert "(ran 20m58s; elapsed" in first and "(ran 20m58s; elapsed" in second
+    assert second.endswith("eta 21m05s)")  # 2 runs left at the suite's pace, (1256 + 9.7) / 2 s a run
