@@ -266,6 +266,8 @@ def run_classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Lo
         **evaluate_eval_selected(model, module, dm, ctx.device, settings.limit_eval_batches, metrics["test_acc"]),
         "num_classes": dm.num_classes,
     }
+    if settings.stop_patience is not None:  # None: trained all settings.epochs
+        out["metrics"]["stopped_epoch"] = module.stopped_epoch
     out["rate_curve"] = curve
     out["throughput"] = _throughput(model, dm, settings, ctx)
     return out

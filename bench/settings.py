@@ -35,6 +35,16 @@ class TrainSettings:
     - ``eval_rates``: test rates (fractions of the source rate) of the accuracy-versus-rate curve.
     - ``throughput_warmup`` / ``throughput_iters``: the timed throughput phase (0 iters: none).
     - ``devices``, ``num_nodes``, ``strategy``, ``accelerator``: where and how Lightning trains.
+    - ``val_every``: validate (and so consider for selection) only after epochs ``0, k, 2k, ...``
+      and the last one, as the Neural CDE experiments do (every 10 epochs).
+    - ``lr_plateau_patience``: divide the learning rate by 10 when the selection metric has not
+      improved for more than this many validations (``ReduceLROnPlateau(mode="max")``; None: off).
+    - ``stop_patience``: stop when, for more than this many epochs, neither the training loss
+      (by a relative 1e-4) nor the training accuracy (by a relative 1e-3) has improved, judged
+      at the validations (the Neural CDE experiments' ``plateau_terminate`` of 50; None: off).
+
+    The last three are :data:`OPTIONAL_FIELDS`: a spec holds them only when they differ from
+    their defaults, so the ids of runs made before they existed do not change.
 
     A model may set up its own optimiser (parameter groups, a schedule): see
     :meth:`bench.training.SequenceClassifier.configure_optimizers`.
@@ -54,15 +64,20 @@ class TrainSettings:
     num_nodes: int = 1
     strategy: str = "auto"
     accelerator: str = "cpu"
+    val_every: int = 1
+    lr_plateau_patience: int | None = None
+    stop_patience: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "devices", "num_nodes"):
+        for name in ("epochs", "batch_size", "devices", "num_nodes", "val_every"):
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("throughput_warmup", "throughput_iters"):
             _check_int(name, getattr(self, name), minimum=0)
-        for name in ("limit_train_batches", "limit_eval_batches"):
+        for name in ("limit_train_batches", "limit_eval_batches", "stop_patience"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
+        if self.lr_plateau_patience is not None:
+            _check_int("lr_plateau_patience", self.lr_plateau_patience, minimum=0)
         _check_number("lr", self.lr, positive=True)
         _check_number("weight_decay", self.weight_decay, positive=False)
         if self.grad_clip is not None:
@@ -91,10 +106,22 @@ class TrainSettings:
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, JSON-able (what a run spec stores, so a record states its effective settings)."""
+        """Every field, JSON-able (what a run spec stores, so a record states its effective
+        settings), except :data:`OPTIONAL_FIELDS` left at their defaults."""
         d = dataclasses.asdict(self)
         d["eval_rates"] = list(self.eval_rates)
+        for name, default in OPTIONAL_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return d
+
+    def is_validation_epoch(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) ends with a validation (see ``val_every``)."""
+        return epoch % self.val_every == 0 or epoch == self.epochs - 1
+
+
+# Fields added after harness version 2: absent from a spec at their default (run ids unchanged).
+OPTIONAL_FIELDS: dict[str, Any] = {"val_every": 1, "lr_plateau_patience": None, "stop_patience": None}
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
@@ -143,11 +170,27 @@ HIPPO_CODE_MODELS = (
     "hippo-fout", "lstm", "gru", "lmu", "lmu-voelker",
 )  # fmt: skip
 # Width settings of the Neural CDE experiments' models (batch 32, lr 0.001 * 32 / 32, 100 epochs).
+# gru-dt, gru-decay and gru-ode are the Neural CDE paper's other rows (its "dt", "decay" and
+# "gruode": experiments/uea.py, run_all).
 NCDE_EXPERIMENT_ARGS: dict[str, dict[str, Any]] = {
     "ncde": {"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3},
     "ode-rnn": {"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3},
     "gru-d": {"hidden_size": 47},
+    "gru-dt": {"hidden_size": 47},
+    "gru-decay": {"hidden_size": 47},
+    "gru-ode": {"hidden_size": 47},
 }
+
+# The Neural CDE paper's own training loop (patrick-kidger/NeuralCDE, experiments/uea.py ``main``
+# and common.py ``_train_loop``), which its Table 1 (CharacterTrajectories with points dropped)
+# ran: batch 32, Adam at 0.001 * 32 / 32, up to 1000 epochs; every 10 epochs (and after the last)
+# it validates, keeps the best validation accuracy's weights, steps
+# ``ReduceLROnPlateau(patience=1, mode="max")`` on that accuracy, and stops once neither the
+# training loss nor the training accuracy has improved for 50 epochs.
+NCDE_PAPER = "Neural CDE paper (patrick-kidger/NeuralCDE experiments/uea.py main, run_all; common.py _train_loop)"
+NCDE_PAPER_SCHEDULE: dict[str, Any] = {"val_every": 10, "lr_plateau_patience": 1, "stop_patience": 50}
+# protocol name -> the models that have a reference under it (other models keep their family's)
+PROTOCOLS = ("ncde-paper",)
 
 
 def _reference_table() -> dict[str, dict[str, Reference]]:
@@ -170,6 +213,19 @@ def _reference_table() -> dict[str, dict[str, Reference]]:
     return {"character-trajectories": ct, "mnist": mnist}
 
 
+def _protocol_table() -> dict[str, dict[str, Reference]]:
+    ncde_paper = {
+        m: Reference(NCDE_EXPERIMENT_ARGS[m], epochs=1000, batch_size=32, lr=1e-3 * 32 / 32,
+                     source=NCDE_PAPER, extra=NCDE_PAPER_SCHEDULE)
+        for m in ("ncde", "ode-rnn", "gru-dt", "gru-decay", "gru-ode")
+    }
+    return {"ncde-paper": ncde_paper}
+
+
+# protocol -> model -> reference: a suite that follows another paper's training loop (the
+# ``missing`` suite follows the Neural CDE paper's) takes its models' settings from here.
+PROTOCOL_REFERENCE: dict[str, dict[str, Reference]] = _protocol_table()
+
 # family -> model -> reference. Families: "character-trajectories" (every UEA dataset run under
 # the CharacterTrajectories protocol) and "mnist" (sequential and permuted).
 REFERENCE: dict[str, dict[str, Reference]] = _reference_table()
@@ -187,6 +243,9 @@ class ProfileScaling:
     limit_eval_batches: int | None = None
     throughput_warmup: int = 5
     throughput_iters: int = 20
+    # the reference's validation cadence, LR schedule and early stopping (the paper profile);
+    # the small profiles train their few epochs with validation after every one
+    full_schedule: bool = False
 
 
 WIDTH_ARGS = ("hidden_size", "hidden_hidden_size")
@@ -198,7 +257,7 @@ PROFILE_SCALING: dict[str, dict[str, ProfileScaling]] = {
                                 throughput_warmup=0, throughput_iters=1),
         "quick": ProfileScaling("quick: each model's reference settings with 8 epochs and widths capped at 64",
                                 epochs=8, max_width=64, throughput_warmup=1, throughput_iters=3),
-        "paper": ProfileScaling("paper: each model's reference settings"),
+        "paper": ProfileScaling("paper: each model's reference settings", full_schedule=True),
     },
     "mnist": {
         "smoke": ProfileScaling("smoke: 1 epoch of 2 batches of 32, widths capped at 8", epochs=1,
@@ -207,7 +266,7 @@ PROFILE_SCALING: dict[str, dict[str, ProfileScaling]] = {
         "quick": ProfileScaling("quick: 1 epoch of 100 batches, tested on 20 batches, widths capped at 64",
                                 epochs=1, max_width=64, limit_train_batches=100, limit_eval_batches=20,
                                 throughput_warmup=2, throughput_iters=5),
-        "paper": ProfileScaling("paper: each model's reference settings"),
+        "paper": ProfileScaling("paper: each model's reference settings", full_schedule=True),
     },
 }  # fmt: skip
 
@@ -240,8 +299,14 @@ def follows_profile(dataset: str | None, model: str, profile: str, settings: Map
     return all(settings.get(k) == expected.get(k) for k in settings if k in expected)
 
 
-def reference(family: str, model: str) -> Reference:
-    """The reference configuration of ``model`` on ``family``; ValueError naming what is known."""
+def reference(family: str, model: str, protocol: str | None = None) -> Reference:
+    """The reference configuration of ``model`` on ``family`` (under ``protocol`` when it has
+    one for ``model``); ValueError naming what is known."""
+    if protocol is not None:
+        if protocol not in PROTOCOL_REFERENCE:
+            raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_REFERENCE)}")
+        if model in PROTOCOL_REFERENCE[protocol]:
+            return PROTOCOL_REFERENCE[protocol][model]
     if family not in REFERENCE:
         raise ValueError(f"unknown dataset family {family!r}; known: {', '.join(REFERENCE)}")
     try:
@@ -254,14 +319,15 @@ def reference(family: str, model: str) -> Reference:
 
 
 def model_settings(
-    family: str, model: str, profile: str, **train: Any
+    family: str, model: str, profile: str, protocol: str | None = None, **train: Any
 ) -> tuple[TrainSettings, dict[str, Any]]:
     """``(train settings, model arguments)`` of ``model`` on ``family`` under ``profile``.
 
-    The reference, scaled by :data:`PROFILE_SCALING`; ``train`` adds or overrides settings
-    (``eval_rates``, ...). Width arguments above the profile's cap are lowered to it.
+    The reference (``protocol``'s for the models it covers, :data:`PROTOCOL_REFERENCE`), scaled
+    by :data:`PROFILE_SCALING`; ``train`` adds or overrides settings (``eval_rates``, ...).
+    Width arguments above the profile's cap are lowered to it.
     """
-    ref = reference(family, model)
+    ref = reference(family, model, protocol)
     scale = PROFILE_SCALING[family][profile]
     args = dict(ref.model_args)
     if scale.max_width is not None:
@@ -276,7 +342,7 @@ def model_settings(
         "limit_eval_batches": scale.limit_eval_batches,
         "throughput_warmup": scale.throughput_warmup,
         "throughput_iters": scale.throughput_iters,
-        **ref.extra,
+        **{k: v for k, v in ref.extra.items() if scale.full_schedule or k not in OPTIONAL_FIELDS},
         **train,
     })  # fmt: skip
     return settings, args

@@ -10,6 +10,12 @@ pickled hyperparameters would need ``weights_only=False``). Evaluation after tra
 plain ``no_grad`` loop: test at the evaluation rate, validation at every rate, and test across
 a grid of rates.
 
+A run may follow another paper's schedule (:class:`bench.settings.TrainSettings`):
+validation only every ``val_every`` epochs (only those epochs are selection candidates and
+history entries), ``ReduceLROnPlateau`` on the selection metric, and early stopping on a
+plateau of the training loss and accuracy (:class:`Plateau`), as the Neural CDE experiments'
+``_train_loop`` does.
+
 Several devices or nodes (``devices``/``num_nodes``/``strategy`` of :func:`fit`) use Lightning's
 own strategies (DDP by default when there is more than one process). Validation counts are
 summed over the ranks before model selection, so every rank selects the same epoch; only global
@@ -98,6 +104,26 @@ class Selection:
         return False
 
 
+@dataclass
+class Plateau:
+    """The Neural CDE experiments' stopping rule (``common._train_loop``): stop once neither the
+    training loss (improving by a relative 1e-4) nor the training accuracy (by a relative 1e-3)
+    has improved for more than ``patience`` epochs. Fed at the validation epochs only."""
+
+    patience: int
+    best_loss: float = math.inf
+    best_acc: float = 0.0
+    loss_epoch: int = 0
+    acc_epoch: int = 0
+
+    def should_stop(self, epoch: int, train_loss: float, train_acc: float) -> bool:
+        if train_loss * 1.0001 < self.best_loss:
+            self.best_loss, self.loss_epoch = train_loss, epoch
+        if train_acc > self.best_acc * 1.001:
+            self.best_acc, self.acc_epoch = train_acc, epoch
+        return epoch > self.loss_epoch + self.patience or epoch > self.acc_epoch + self.patience
+
+
 class SequenceClassifier(L.LightningModule):
     """Cross-entropy around ``model``; keeps a per-epoch history and the best weights.
 
@@ -132,6 +158,9 @@ class SequenceClassifier(L.LightningModule):
             else None
         )
         self.history: list[dict[str, Any]] = []
+        self.plateau = None if settings.stop_patience is None else Plateau(settings.stop_patience)
+        self.stopped_epoch: int | None = None  # the epoch after which the plateau rule stopped
+        self._lr_plateau: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
         self._train_sums = [0.0, 0, 0]  # loss * n, correct, n
         self._val_sums = self._zero_val_sums()
         self._epoch_start = time.perf_counter()
@@ -151,8 +180,23 @@ class SequenceClassifier(L.LightningModule):
         def total_steps() -> int:  # Lightning loads the train loader to count them
             return self.trainer.estimated_stepping_batches if self._trainer is not None else 1
 
-        return model_optimizer(self.model, lr=self.settings.lr,
-                               weight_decay=self.settings.weight_decay, total_steps=total_steps)
+        config = model_optimizer(self.model, lr=self.settings.lr,
+                                 weight_decay=self.settings.weight_decay, total_steps=total_steps)
+        if self.settings.lr_plateau_patience is None:
+            return config
+        if isinstance(config, dict) and config.get("lr_scheduler") is not None:
+            raise ValueError(f"train setting 'lr_plateau_patience' cannot apply to {type(self.model).__name__}: "
+                             "its configure_optimizers already sets a learning-rate schedule")
+        optimizer = config["optimizer"] if isinstance(config, dict) else config
+        # stepped by hand after each validation (on_validation_epoch_end), as the reference does
+        self._lr_plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", patience=self.settings.lr_plateau_patience
+        )
+        return optimizer
+
+    def _validating(self) -> bool:
+        """Whether this epoch ends with a validation (``val_every``)."""
+        return self.settings.is_validation_epoch(self.current_epoch)
 
     def on_train_epoch_start(self) -> None:
         self._train_sums = [0.0, 0, 0]
@@ -173,6 +217,8 @@ class SequenceClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch: SequenceBatch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not self._validating():
+            return
         correct = int((self.model(batch).argmax(-1) == batch.labels).sum())
         self._val_sums[dataloader_idx][0] += correct
         self._val_sums[dataloader_idx][1] += len(batch)
@@ -185,7 +231,7 @@ class SequenceClassifier(L.LightningModule):
         return self.trainer.strategy.reduce(counts, reduce_op="sum").long().tolist()
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
+        if self.trainer.sanity_checking or not self._validating():
             return
         val_sums = self._global_val_sums()
         loss_n, correct, n = self._train_sums
@@ -198,12 +244,20 @@ class SequenceClassifier(L.LightningModule):
             c, m = val_sums[source]
             entry[name] = c / m if m else float("nan")
         entry["seconds"] = time.perf_counter() - self._epoch_start
+        if self._lr_plateau is not None:
+            entry["lr"] = self._lr_plateau.optimizer.param_groups[0]["lr"]  # the rate this epoch trained at
+            self._lr_plateau.step(entry[self.selection.metric])
         self.history.append(entry)
         for selection in filter(None, (self.selection, self.eval_selection)):
             if selection.update(entry[selection.metric], self.current_epoch) and self.trainer.is_global_zero:
                 # one writer; the other ranks load the file after fit
                 selection.path.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(self.model.state_dict(), selection.path)
+        if self.plateau is not None and self.plateau.should_stop(
+            self.current_epoch, entry["train_loss"], entry["train_acc"]
+        ):
+            self.stopped_epoch = self.current_epoch
+            self.trainer.should_stop = True
         # the epoch's curves for a Lightning logger (--logger); the record keeps the history itself
         self.log_dict({f"epoch_{k}": float(v) for k, v in entry.items() if k not in ("epoch", "seconds")},
                       rank_zero_only=True)

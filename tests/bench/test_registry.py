@@ -8,7 +8,7 @@ import torch
 from bench.models import create_model, get_model_entry, list_models, model_parameters
 
 HIPPO = ["hippo-legs", "hippo-legs-ts", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt", "hippo-fout"]
-BASELINES = ["lstm", "gru", "gru-d", "ode-rnn", "ncde", "lmu", "lmu-voelker"]
+BASELINES = ["lstm", "gru", "gru-d", "ode-rnn", "gru-dt", "gru-decay", "gru-ode", "ncde", "lmu", "lmu-voelker"]
 DEEP_SSM = ["s4d", "s4d-lin", "lssl", "mamba"]
 
 
