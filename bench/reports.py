@@ -24,7 +24,7 @@ import seaborn as sns  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from bench import records  # noqa: E402
-from bench.published import published_accuracy  # noqa: E402
+from bench.published import published_anchor, verdict  # noqa: E402
 from bench.records import RunRecord  # noqa: E402
 from bench.settings import TrainSettings, follows_profile, profile_description  # noqa: E402
 from bench.suites import PROFILES  # noqa: E402
@@ -304,12 +304,12 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
     ok = ok[ok["time"].isna() | (ok["time"] == "index")]
     rows, conditions = list(dict.fromkeys(ok["model"])), list(dict.fromkeys(ok["column"]))
     source = dict(zip(ok["column"], zip(ok["dataset"], ok["condition"], strict=True), strict=True))
-    found = {(m, c): published_accuracy(*source[c], m) for m in rows for c in conditions}
+    found = {(m, c): published_anchor(*source[c], m) for m in rows for c in conditions}
     if not any(found.values()):
         return None
     older = ~_is_current(ok)
     stale = set(zip(ok["model"][older], ok["column"][older], strict=True))
-    kinds = {"honest": "test_acc", "reference": "test_acc_eval_selected", "paper": None}
+    kinds = {"honest": "test_acc", "reference": "test_acc_eval_selected", "paper": None, "verdict": None}
     if ok["test_acc_eval_selected"].isna().all():
         del kinds["reference"]
     at_train = bool("acc_train_rate" in ok and ok["acc_train_rate"].notna().any())
@@ -320,25 +320,36 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
         text = _mean_std(list(ok[(ok["model"] == model) & (ok["column"] == column)][key]), 100, ".1f")[0]
         return f"{text} †" if text != "–" and (model, column) in stale else text
 
+    def judged(model: str, column: str) -> str:
+        anchor = found.get((model, column))
+        runs = ok[(ok["model"] == model) & (ok["column"] == column)]
+        if anchor is None or runs["test_acc"].dropna().empty:
+            return "–"
+        reference = runs["test_acc_eval_selected"].dropna()
+        return verdict(anchor, 100 * float(runs["test_acc"].mean()),
+                       100 * float(reference.mean()) if "reference" in kinds and len(reference) else None)
+
     cells = []
     for model in rows:
         line = []
         for c in conditions:
             paper = found.get((model, c))
-            published = "–" if paper is None else str(paper[0])
-            line += [measured(model, key, c) if key else published for key in kinds.values()]
+            shown = {"paper": "–" if paper is None else paper.text(), "verdict": judged(model, c)}
+            line += [measured(model, key, c) if key else shown[kind] for kind, key in kinds.items()]
         if at_train:
             line.append(" / ".join(measured(model, "acc_train_rate", c) for c in conditions))
         seconds = ok[ok["model"] == model]["train_seconds"].sum(min_count=1)
         line.append("–" if pd.isna(seconds) else _duration(float(seconds)))
         cells.append(line)
-    sources = sorted({v[1] for v in found.values() if v})
+    sources = sorted({v.source for v in found.values() if v})
     caption = (f"{suite}: side by side with the published numbers ({'; '.join(sources)}); test accuracy (%), "
                "mean ± std over seeds (n runs). Honest: selection on validation at the training rate")  # fmt: skip
     caption += "; reference: at the evaluation rate (the tables above)." if "reference" in kinds else "."
     if at_train:
         caption += (" At the training rate: test accuracy without the shift, one value per condition in "
                     "the order of the columns.")  # fmt: skip
+    caption += (" Verdict: reproduced (within the published std or 2 points), between our selections (the "
+                "published number lies between them), or off by our nearer mean minus the published one.")
     caption += " Training time adds up the runs shown."
     table = Table(caption, "model", columns, rows, cells, [[False] * len(columns) for _ in rows])
     if stale:

@@ -175,11 +175,14 @@ def test_paper_records_are_shown_beside_the_published_numbers(results_dir):
     side = md[md.index("side by side with the published numbers"):md.index("Settings of each model")]
     lines = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
              for line in side.splitlines() if line.startswith("| ") and not line.startswith("| model")}
-    # per shift: honest, reference, paper; then the training rate (1.0 from the fakes' curve) and time
-    assert lines["hippo-legs"] == ["81.0 ± 1.4 (2)", "89.0 ± 1.4 (2)", "88.8", "81.0 ± 1.4 (2)", "89.0 ± 1.4 (2)",
-                                   "90.1", "40.5 ± 0.7 (2) / 81.0 ± 1.4 (2)", "40.0 min"]  # fmt: skip
-    assert lines["lstm"][:6] == ["25.0 (1) †", "–", "25.4", "–", "–", "64.6"]  # an older code's cell is marked
-    assert lines["gru"][2] == lines["gru"][5] == "–"  # not in the paper's table
+    # per shift: honest, reference, paper, verdict; then the training rate (1.0 from the fakes'
+    # curve) and time
+    assert lines["hippo-legs"] == ["81.0 ± 1.4 (2)", "89.0 ± 1.4 (2)", "88.8", "reproduced", "81.0 ± 1.4 (2)",
+                                   "89.0 ± 1.4 (2)", "90.1", "reproduced",
+                                   "40.5 ± 0.7 (2) / 81.0 ± 1.4 (2)", "40.0 min"]  # fmt: skip
+    # an older code's cell is marked
+    assert lines["lstm"][:8] == ["25.0 (1) †", "–", "25.4", "reproduced", "–", "–", "64.6", "–"]
+    assert lines["gru"][2] == lines["gru"][6] == "–"  # not in the paper's table
     assert "† from records older" in side
     assert r"25.0 (1) $\dagger$" in (results_dir / "timescale" / "table.tex").read_text()
     # nothing older than its code: no dagger, no note
