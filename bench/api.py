@@ -15,8 +15,9 @@ layers over :func:`run`, :func:`prepare` and :func:`report`. Bad input raises
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,21 +68,58 @@ def prepare(
     executor: ExecutorOptions | None = None,
     dataset: str | None = None,
     sample_rate: float | None = None,
+    include: Sequence[str | Path] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> tuple[list[records.RunSpec], Any]:
-    """The suite's run specs (with the device and trainer options) and the torch device."""
+    """The suite's run specs (with the device, trainer options and ``overrides``) and the torch
+    device. ``include`` files and modules are imported first (:func:`bench.plugins.include`)."""
     from bench.runner import resolve_device, with_trainer_options
 
     options = executor or ExecutorOptions()
     if time is not None and time not in TIME_MODES:
         raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
+    include_files(include)
     try:
         specs = build_suite(suite, profile, seeds, time, models, dataset, sample_rate)
+        specs = apply_overrides(specs, overrides or {})
         torch_device = resolve_device(device)
         specs = with_trainer_options(specs, options.devices, options.num_nodes, options.strategy,
                                      torch_device.type)  # fmt: skip
     except ValueError as e:
         raise UsageError(str(e)) from None
     return specs, torch_device
+
+
+def include_files(include: Sequence[str | Path]) -> None:
+    """Import the ``--include`` files and modules (:mod:`bench.plugins`); one line if one fails."""
+    from bench.plugins import IncludeError, include_all
+
+    try:
+        include_all(include)
+    except IncludeError as e:
+        raise UsageError(str(e)) from None
+
+
+def apply_overrides(specs: list[records.RunSpec], overrides: Mapping[str, Any]) -> list[records.RunSpec]:
+    """``specs`` with the ``--set`` overrides applied to their training settings and model
+    arguments, validated (:func:`bench.settings.split_overrides`) and named in ``provenance``."""
+    if not overrides:
+        return specs
+    from bench.models import model_parameters
+    from bench.settings import TrainSettings, split_overrides
+    from bench.tasks import get_task
+
+    if not all(get_task(s.task).settings for s in specs):
+        raise ValueError(f"--set applies to the suites that train; suite {specs[0].suite!r} has no settings")
+    model_keys = {m: set(model_parameters(m)) for m in dict.fromkeys(s.model for s in specs)}
+    train, model = split_overrides(overrides, model_keys)
+    return [
+        dataclasses.replace(
+            s, train=TrainSettings.from_dict({**s.train, **train}).to_dict(), model_args={**s.model_args, **model},
+            provenance={**s.provenance, "overrides": dict(overrides)},
+        )
+        for s in specs
+    ]
 
 
 def check_results_dir(path: Path) -> None:
@@ -168,6 +206,8 @@ def run(
     logger: str | None = None,
     dataset: str | None = None,
     sample_rate: float | None = None,
+    include: Sequence[str | Path] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> Any:
     """Run ``suite`` under ``profile`` and return its :class:`bench.runner.SuiteResult`.
 
@@ -179,21 +219,27 @@ def run(
     ``dataset`` (timescale, missing): a registered dataset or ``uea:<Name>`` (any UEA dataset in
     the data directory), with ``sample_rate`` (Hz) where the registry does not know it.
     ``logger`` (``"csv"`` or ``"tensorboard"``) writes each run's per-epoch curves with
-    Lightning's own logger under ``results_dir/suite/curves/<run id>``.
+    Lightning's own logger under ``results_dir/suite/curves/<run id>``. ``include``: ``.py``
+    files or modules to import first (models from outside, carried to every worker);
+    ``overrides``: ``{"lr": 3e-4, "model.hidden_size": 128}``, as ``--set`` on the command line.
     """
     check_data_dir(data_dir, "data_dir")
     options = executor if isinstance(executor, ExecutorOptions) else ExecutorOptions(executor, workers)
     specs, torch_device = prepare(suite, profile=profile, seeds=seeds, time=time, models=models, device=device,
-                                  executor=options, dataset=dataset, sample_rate=sample_rate)  # fmt: skip
+                                  executor=options, dataset=dataset, sample_rate=sample_rate,
+                                  include=include, overrides=overrides)  # fmt: skip
     return run_specs(specs, torch_device, results_dir=results_dir, data_dir=data_dir, resume=resume,
                      executor=options, title=f"{suite} ({profile})", interactive=interactive,
                      write_report=report, profile=profile, logger=logger)  # fmt: skip
 
 
-def report(suite: str, *, results_dir: str | Path = "results", profile: str | None = None) -> list[Path]:
-    """Rebuild ``table.md``, ``table.tex`` and the plots of ``suite`` from its records alone."""
+def report(suite: str, *, results_dir: str | Path = "results", profile: str | None = None,
+           include: Sequence[str | Path] = ()) -> list[Path]:
+    """Rebuild ``table.md``, ``table.tex`` and the plots of ``suite`` from its records alone
+    (``include``: the files that register the records' outside models, for their versions)."""
     from bench.reports import NoRecordsError, write_report
 
+    include_files(include)
     if suite not in SUITES:
         raise UsageError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITES)}")
     if profile is not None and profile not in PROFILES:
@@ -204,10 +250,17 @@ def report(suite: str, *, results_dir: str | Path = "results", profile: str | No
         raise UsageError(str(e)) from None
 
 
-def load_results(results_dir: str | Path = "results", suite: str | None = None) -> Any:
-    """Every record under ``results_dir`` (or of one ``suite``) as a ``pandas.DataFrame``.
+def load_results(results_dir: str | Path = "results", suite: str | None = None, *,
+                 include_stale: bool = False) -> Any:  # fmt: skip
+    """The records under ``results_dir`` (or of one ``suite``) as a ``pandas.DataFrame``.
 
-    One row per record: ``id``, ``status``, ``error``, ``code_version``, the spec (``suite``,
+    By default the records the reports use (:func:`bench.reports.reported_records`): per
+    profile and table cell the latest setting and model code, finished ok, so a ``groupby``
+    gives the report's numbers. ``include_stale=True`` returns every record (failed ones, older
+    harness versions, superseded settings); ``stale`` then says which are not what the reports
+    use, and ``harness_version`` / ``code_version`` say what they ran on.
+
+    One row per record: ``stale``, ``harness_version``, ``id``, ``status``, ``error``, ``code_version``, the spec (``suite``,
     ``task``, ``dataset``, ``condition``, ``model``, ``seed``, ``profile``), ``data.*`` (the data
     protocol), ``train.*`` (the effective training settings), ``model.*`` (the model's resolved
     configuration), the metrics (numeric: ``test_acc``, ``test_acc_eval_selected``, ``mse``, ...),
@@ -223,7 +276,15 @@ def load_results(results_dir: str | Path = "results", suite: str | None = None) 
         suites = sorted(p.name for p in root.iterdir() if (p / "records").is_dir())
     else:
         suites = []
-    rows = [_flat(r) for name in suites for r in records.load_records(root, name)]
+    from bench.reports import reported_records
+
+    rows = []
+    for name in suites:
+        recs = records.load_records(root, name)
+        used, older = reported_records(recs)
+        for r in recs:
+            if include_stale or r.id in used:
+                rows.append({**_flat(r), "stale": r.id not in used or r.id in older})
     frame = pd.DataFrame(rows)
     for column in frame.columns:  # metric columns numeric where every value is a number or missing
         if frame[column].map(lambda v: v is None or isinstance(v, int | float)).all():
@@ -235,6 +296,7 @@ def _flat(record: records.RunRecord) -> dict[str, Any]:
     s = record.spec
     row: dict[str, Any] = {
         "id": record.id, "status": record.status, "error": record.error, "code_version": record.code_version,
+        "harness_version": record.harness_version,
         "suite": s.suite, "task": s.task, "dataset": s.dataset, "condition": s.condition, "model": s.model,
         "seed": s.seed, "profile": s.profile,
     }  # fmt: skip

@@ -77,6 +77,11 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strategy", default="auto", metavar="S", help="Lightning strategy (auto: ddp if >1)")
 
 
+def add_include_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include", action="append", default=[], metavar="FILE.py|MODULE",
+                        help="import this file or module first (your models: register_model); repeatable")  # fmt: skip
+
+
 def add_suite_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``run`` and ``nightly``: profile, data, device, results."""
     parser.add_argument("--data-dir", metavar="D",
@@ -97,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", required=True, metavar="NAME", help=f"one of: {', '.join(SUITES)}")
     run.add_argument("--profile", default="quick", metavar="P",
                      help=f"{' | '.join(PROFILES)} (default quick): smoke = minutes (CI), quick = CPU < 1 h, paper = reference protocol")  # fmt: skip
-    run.add_argument("--models", type=_csv, metavar="A,B", help="any registered models (default: the suite's)")
+    run.add_argument("--models", type=_csv, metavar="A,B",
+                     help="registered models or module:Class paths (default: the suite's)")  # fmt: skip
+    add_include_argument(run)
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="override a training setting or model argument (lr=3e-4, epochs=20, "
+                          "hidden_size=128; train./model. prefixes where ambiguous); repeatable")  # fmt: skip
     run.add_argument("--seeds", type=_seeds, metavar="0,1,2", help="seeds (default: smoke 0; quick 0,1; paper 0,1,2)")
     run.add_argument("--time", metavar="T",
                      help=f"time given to models: {' | '.join(TIME_MODES)} (default: the suite's; index for timescale, as in the paper)")  # fmt: skip
@@ -140,9 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--suite", required=True, metavar="NAME", help=f"one of: {', '.join(SUITES)}")
     report.add_argument("--results-dir", default="results", metavar="R", help="results directory (default: results)")
     report.add_argument("--profile", metavar="P", help="report this profile's records (default: the largest present)")
+    add_include_argument(report)
 
     ls = sub.add_parser("ls", help="list models, suites or datasets", description="List models, suites or datasets.")
     ls.add_argument("what", choices=("models", "suites", "datasets"))
+    add_include_argument(ls)
     return parser
 
 
@@ -167,9 +179,10 @@ def cmd_ls(what: str) -> int:
                 params = f"{sum(p.numel() for p in create_model(name, **REFERENCE_SIZE).parameters()):,}"
             except Exception as e:  # a model that cannot be built is listed, not fatal
                 params = f"unavailable ({type(e).__name__})"
-            rows.append((name, get_model_entry(name).description, params))
-        print(tabulate(rows, headers=["model", "description", "parameters (3 in, 20 classes)"],
-                       colalign=("left", "left", "right")))  # fmt: skip
+            entry = get_model_entry(name)
+            rows.append((name, entry.description, params, entry.source))
+        print(tabulate(rows, headers=["model", "description", "parameters (3 in, 20 classes)", "from"],
+                       colalign=("left", "left", "right", "left")))  # fmt: skip
     return 0
 
 
@@ -201,13 +214,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = api.run(args.suite, profile=args.profile, models=args.models, seeds=args.seeds, time=args.time,
                      data_dir=args.data_dir, results_dir=results_dir, device=args.device,
                      resume=not args.no_resume, executor=executor_options(args), logger=args.logger,
-                     dataset=args.dataset, sample_rate=args.sample_rate)  # fmt: skip
+                     dataset=args.dataset, sample_rate=args.sample_rate, include=args.include,
+                     overrides=parse_overrides(args.overrides))  # fmt: skip
     print_result(result, results_dir, args.suite)
     return 1 if result.failed else 0
 
 
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    from bench.settings import SettingsError
+    from bench.settings import parse_overrides as parse
+
+    try:
+        return parse(items)
+    except SettingsError as e:
+        raise UsageError(str(e)) from None
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    for p in api.report(args.suite, results_dir=args.results_dir, profile=args.profile):
+    for p in api.report(args.suite, results_dir=args.results_dir, profile=args.profile, include=args.include):
         print(p)
     return 0
 
@@ -235,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "ls":
+            api.include_files(args.include)
             return cmd_ls(args.what)
         if args.command == "report":
             return cmd_report(args)

@@ -49,7 +49,9 @@ Finished = Iterator[tuple[int, RunRecord]]
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """What a worker needs to run a spec (picklable): paths, device, and an optional setup hook.
+    """What a worker needs to run a spec (picklable): paths, device, the caller's outside models
+    (:func:`bench.plugins.plugin_state`: ``--include`` files and registered classes) and an
+    optional setup hook.
 
     ``setup`` (a module-level function, pickled by reference) runs once in every worker before
     its first run: tests use it to register fake models and data modules there.
@@ -60,11 +62,14 @@ class WorkerSettings:
     device: str
     setup: Setup | None = None
     logger: str | None = None
+    plugins: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, ctx: RunContext, setup: Setup | None) -> WorkerSettings:
+        from bench.plugins import plugin_state
+
         data_dir = None if ctx.data_dir is None else str(ctx.data_dir)
-        return cls(str(ctx.results_dir), data_dir, ctx.device.type, setup, ctx.logger)
+        return cls(str(ctx.results_dir), data_dir, ctx.device.type, setup, ctx.logger, plugin_state())
 
     def context(self) -> RunContext:
         data_dir = None if self.data_dir is None else Path(self.data_dir)
@@ -76,6 +81,9 @@ def run_spec(spec: dict[str, Any], settings: WorkerSettings) -> dict[str, Any]:
 
     Writes nothing but the run's log and checkpoint; the record goes back to the parent.
     """
+    from bench.plugins import restore
+
+    restore(settings.plugins)  # what the caller included or registered (once per process)
     try:
         return {"record": execute(RunSpec.from_dict(spec), settings.context()).to_dict()}
     except DataUnavailableError as e:

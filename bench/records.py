@@ -48,6 +48,9 @@ class RunSpec:
       field, so a record states its effective settings; unknown keys are refused at run time).
     - ``model_args``: keyword overrides for ``create_model`` (``hidden_size``, ...), or for
       ``funcapprox`` the arguments of ``approximate_function`` (``N``, ``length``, ...).
+    - ``provenance``: where the settings came from when that is not the model's reference
+      (``{"settings": "no reference: family defaults"}``, ``{"overrides": {"lr": 0.003}}``, the
+      user's ``--set``). Omitted from :meth:`to_dict` when empty, so older ids are unchanged.
     """
 
     suite: str
@@ -60,9 +63,13 @@ class RunSpec:
     data: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
     model_args: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if not d["provenance"]:
+            del d["provenance"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:

@@ -85,7 +85,7 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
 
 # Settings shown per model in a report: training settings, then the model's width arguments.
 SETTINGS_COLUMNS = ("hidden_size", "hidden_hidden_size", "num_hidden_layers", "batch_size", "lr",
-                    "weight_decay", "epochs", "limit_train_batches")  # fmt: skip
+                    "weight_decay", "epochs", "limit_train_batches", "settings from")  # fmt: skip
 
 
 def _settings_summary(record: RunRecord) -> dict[str, Any]:
@@ -98,6 +98,10 @@ def _settings_summary(record: RunRecord) -> dict[str, Any]:
         except ValueError:
             pass
     values = {**{k: config.get(k) for k in SETTINGS_COLUMNS[:3]}, **train}
+    provenance = record.spec.provenance
+    origin = [provenance["settings"]] if "settings" in provenance else []
+    origin += [f"--set {k}={v}" for k, v in provenance.get("overrides", {}).items()]
+    values["settings from"] = "; ".join(origin) or None  # None: the model's reference
     return {k: values.get(k) for k in SETTINGS_COLUMNS}
 
 
@@ -534,6 +538,22 @@ def throughput_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, f
     ax.set_ylabel("samples/s")
     ax.tick_params(axis="x", rotation=45)
     return tables, _save(fig, folder, "throughput")
+
+
+def reported_records(recs: Sequence[RunRecord]) -> tuple[set[str], set[str]]:
+    """``(ids the reports use, ids among them from an older model code or harness)``: per
+    profile, the records :func:`select_records` keeps that finished ok."""
+    if not recs:
+        return set(), set()
+    frame = records_frame(recs)
+    used: set[str] = set()
+    stale: set[str] = set()
+    for profile in dict.fromkeys(frame["profile"]):
+        chosen = select_records(frame, profile)[0]
+        chosen = chosen[chosen["status"] == "ok"]
+        used |= set(chosen["id"])
+        stale |= set(chosen["id"][~_is_current(chosen)])
+    return used, stale
 
 
 def write_report(results_dir: str | Path, suite: str, profile: str | None = None) -> list[Path]:

@@ -226,6 +226,14 @@ def _protocol_table() -> dict[str, dict[str, Reference]]:
 # ``missing`` suite follows the Neural CDE paper's) takes its models' settings from here.
 PROTOCOL_REFERENCE: dict[str, dict[str, Reference]] = _protocol_table()
 
+# What a model without a reference of its own trains with (a model from outside the package):
+# the family's common training loop, the model's own default widths (capped by small profiles).
+NO_REFERENCE = "no reference: family defaults"
+FAMILY_DEFAULTS: dict[str, Reference] = {
+    "character-trajectories": Reference({}, epochs=100, batch_size=32, lr=1e-3, source=NO_REFERENCE),
+    "mnist": Reference({}, epochs=50, batch_size=100, lr=1e-3, source=NO_REFERENCE),
+}
+
 # family -> model -> reference. Families: "character-trajectories" (every UEA dataset run under
 # the CharacterTrajectories protocol) and "mnist" (sequential and permuted).
 REFERENCE: dict[str, dict[str, Reference]] = _reference_table()
@@ -271,6 +279,18 @@ PROFILE_SCALING: dict[str, dict[str, ProfileScaling]] = {
 }  # fmt: skip
 
 
+def _capped_defaults(model: str, cap: int) -> dict[str, Any]:
+    """The model's own default widths above ``cap``, lowered to it (small profiles)."""
+    from bench.models import model_parameters
+
+    try:
+        params = model_parameters(model)
+    except ValueError:
+        return {}
+    return {k: cap for k in WIDTH_ARGS if k in params and isinstance(params[k].default, int)
+            and params[k].default > cap}  # fmt: skip
+
+
 def family_of(dataset: str | None) -> str:
     """The settings family of a registered dataset (``"pmnist"`` -> ``"mnist"``; UEA datasets
     run under the CharacterTrajectories protocol)."""
@@ -309,13 +329,7 @@ def reference(family: str, model: str, protocol: str | None = None) -> Reference
             return PROTOCOL_REFERENCE[protocol][model]
     if family not in REFERENCE:
         raise ValueError(f"unknown dataset family {family!r}; known: {', '.join(REFERENCE)}")
-    try:
-        return REFERENCE[family][model]
-    except KeyError:
-        raise ValueError(
-            f"model {model!r} has no reference settings for {family}; add it to "
-            f"bench.settings.REFERENCE (models with settings: {', '.join(REFERENCE[family])})"
-        ) from None
+    return REFERENCE[family].get(model, FAMILY_DEFAULTS[family])
 
 
 def model_settings(
@@ -330,6 +344,8 @@ def model_settings(
     ref = reference(family, model, protocol)
     scale = PROFILE_SCALING[family][profile]
     args = dict(ref.model_args)
+    if ref.source == NO_REFERENCE and scale.max_width is not None:
+        args = _capped_defaults(model, scale.max_width)
     if scale.max_width is not None:
         args = {k: min(v, scale.max_width) if k in WIDTH_ARGS else v for k, v in args.items()}
     settings = TrainSettings.from_dict({
@@ -346,3 +362,70 @@ def model_settings(
         **train,
     })  # fmt: skip
     return settings, args
+
+
+# --- --set KEY=VALUE overrides --------------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` value text -> a Python value: ints, floats (``3e-4``), ``true``/``false``,
+    ``none``/``null``, lists (``[0.5, 1.0]``); anything else stays a string."""
+    import ast
+
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["lr=3e-4", "model.hidden_size=128"]`` -> ``{"lr": 0.0003, "model.hidden_size": 128}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"--set takes KEY=VALUE (e.g. --set lr=3e-4), got {item!r}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def split_overrides(overrides: Mapping[str, Any], model_keys: Mapping[str, set[str]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(train settings, model arguments)`` of ``overrides``; one-line :class:`SettingsError`
+    for an unknown, ambiguous or not-accepted key.
+
+    ``model_keys`` maps each model of the suite to the constructor arguments it takes. A key
+    may say where it goes with ``train.`` or ``model.``; without a prefix it goes where it is
+    known, and a key known to both must take one.
+    """
+    from bench.registry import suggest
+
+    train_keys = {f.name for f in dataclasses.fields(TrainSettings)}
+    all_model_keys = set().union(*model_keys.values()) if model_keys else set()
+    train: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    for key, value in overrides.items():
+        prefix, _, bare = key.rpartition(".")
+        if prefix not in ("", "train", "model"):
+            raise SettingsError(f"--set {key}: the prefix must be train. or model., got {prefix!r}")
+        where = prefix or ("train" if bare in train_keys else "model" if bare in all_model_keys else None)
+        if not prefix and bare in train_keys and bare in all_model_keys:
+            raise SettingsError(f"--set {key}: both a training setting and a model argument; "
+                                f"say train.{bare} or model.{bare}")  # fmt: skip
+        valid = sorted(train_keys if where == "train" else all_model_keys if where == "model" else
+                       train_keys | all_model_keys)  # fmt: skip
+        if where is None or bare not in valid:
+            raise SettingsError(f"--set: unknown key {bare!r}{suggest(bare, valid)}; valid keys: {', '.join(valid)}")
+        if where == "model":
+            refusing = sorted(m for m, keys in model_keys.items() if bare not in keys)
+            if refusing:
+                raise SettingsError(f"--set {key}: model {', '.join(refusing)} does not take {bare!r} "
+                                    "(run those models without it, or leave them out with --models)")  # fmt: skip
+            model[bare] = value
+        else:
+            train[bare] = value
+    return train, model

@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.data.registry import UEA_PREFIX, DatasetEntry, get_dataset_entry
 from bench.records import RunSpec
-from bench.settings import DEEP_SSM_MODELS, TrainSettings, model_settings
+from bench.settings import DEEP_SSM_MODELS, NO_REFERENCE, TrainSettings, model_settings, reference
 
 PROFILES = ("smoke", "quick", "paper")
 DEFAULT_SEEDS = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
@@ -75,11 +75,14 @@ def _classification_runs(
     specs = []
     for model in models:
         settings, model_args = model_settings(family, model, profile, protocol, eval_rates=list(eval_rates))
+        source = reference(family, model, protocol).source
+        provenance = {"settings": source} if source == NO_REFERENCE else {}
         specs += [
             RunSpec(
                 suite=suite, task="classification", dataset=dataset, condition=condition,
                 model=model, seed=seed, profile=profile, data=dict(data),
                 train=settings.to_dict(), model_args={**model_args, **_time_unit(model, data, sample_rate_hz)},
+                provenance=dict(provenance),
             )
             for condition, data in conditions
             for seed in seeds
@@ -302,12 +305,21 @@ def _check_models(name: str, suite: Suite, models: Sequence[str]) -> None:
         unknown = [m for m in models if m not in MEASURES]
         valid = MEASURES
     else:
-        from bench.models import list_models
+        from bench.models import get_model_entry, list_models
 
+        for model in models:
+            if ":" in model:  # a class path: imported, checked and registered under that name
+                try:
+                    get_model_entry(model)
+                except ValueError as e:
+                    raise ValueError(f"suite {name!r}: {e}") from None
         valid = list_models()
         unknown = [m for m in models if m not in valid]
     if unknown:
+        from bench.registry import suggest
+
         kind = "measure" if suite.measures else "model"
         raise ValueError(
-            f"suite {name!r}: unknown {kind} {', '.join(map(repr, unknown))}; valid {kind}s: {', '.join(valid)}"
+            f"suite {name!r}: unknown {kind} {', '.join(map(repr, unknown))}{suggest(unknown[0], list(valid))}; "
+            f"valid {kind}s: {', '.join(valid)}"
         )

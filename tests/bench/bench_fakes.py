@@ -152,7 +152,7 @@ def install(monkeypatch: Any = None) -> None:
     """Register the fakes; with ``monkeypatch`` everything (the model registry too) is undone after
     the test, without it (subprocess drivers) they stay for the life of the process."""
     if monkeypatch is not None:
-        monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+        monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
     for name, cls in FAKE_MODELS.items():
         if name not in list_models():
             register_model(name, f"{__name__}:{cls.__name__}", f"test stand-in: {cls.__doc__ or name}")

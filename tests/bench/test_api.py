@@ -64,9 +64,28 @@ def test_a_suite_with_a_fixed_dataset_refuses_another():
 
 def test_load_results_reads_the_committed_records():
     folder = REPO_RESULTS / "timescale" / "records"
-    frame = bench.load_results(REPO_RESULTS, "timescale")
-    assert len(frame) == len(list(folder.glob("*.json"))) > 0
+    everything = bench.load_results(REPO_RESULTS, "timescale", include_stale=True)
+    assert len(everything) == len(list(folder.glob("*.json"))) > 0
+    assert {"stale", "harness_version", "code_version"} <= set(everything.columns)
+    frame = bench.load_results(REPO_RESULTS, "timescale")  # what the report uses
+    assert 0 < len(frame) < len(everything) and not frame["stale"].any()
+    assert set(frame["id"]) == set(everything["id"][~everything["stale"]])
     assert frame["test_acc"].dtype.kind == "f" and frame["status"].eq("ok").all()
+
+
+def test_the_readme_pandas_snippet_gives_the_readme_table():
+    """The README's groupby over the committed quick records reproduces its quick table."""
+    readme = (REPO_RESULTS.parent / "README.md").read_text()
+    frame = bench.load_results(REPO_RESULTS, "timescale")
+    means = frame[frame["data.time"] == "index"].groupby(["model", "condition"])["test_acc"].mean()
+    section = readme[readme.index("### Timescale robustness (CharacterTrajectories), quick profile"):]
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in section.splitlines()[:40]
+            if line.startswith("| hippo-") or line.startswith("| lstm")}  # fmt: skip
+    assert rows, "the README's quick table was not found"
+    for model, cells in rows.items():
+        honest_100_200, honest_200_100 = cells[0].split("±")[0].strip(), cells[3].split("±")[0].strip()
+        assert f"{100 * means[(model, '100Hz->200Hz')]:.1f}" == honest_100_200, model
+        assert f"{100 * means[(model, '200Hz->100Hz')]:.1f}" == honest_200_100, model
 
 
 def test_report_through_the_api(tmp_path):

@@ -103,4 +103,4 @@ def test_ls_and_help():
     assert datasets.returncode == 0 and "character-trajectories" in datasets.stdout
     for args in ([], ["run"], ["report"], ["ls"]):
         out = bench(*args, "--help")
-        assert out.returncode == 0 and "usage:" in out.stdout and len(out.stdout.splitlines()) < 40
+        assert out.returncode == 0 and "usage:" in out.stdout and len(out.stdout.splitlines()) < 50

@@ -17,7 +17,7 @@ from bench.suites import Suite
 @pytest.fixture
 def fakes(monkeypatch):
     """The fakes with a suite of two ok runs; the model registry is restored afterwards."""
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
     bench_fakes.install(monkeypatch)
     monkeypatch.setitem(bench.suites.SUITES, "fake", Suite("fake suite, ok runs only", bench_fakes.fake_suite, ("fake-gru",)))
     return bench_fakes

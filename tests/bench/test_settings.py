@@ -59,9 +59,13 @@ def test_profiles_shrink_epochs_and_width_but_keep_batch_and_lr():
     assert "8 epochs" in PROFILE_SCALING["character-trajectories"]["quick"].description
 
 
-def test_unknown_model_for_a_family_is_one_clear_error():
-    with pytest.raises(ValueError, match="no reference settings for mnist"):
-        model_settings("mnist", "nope", "paper")
+def test_a_model_without_a_reference_trains_with_the_family_defaults():
+    from bench.settings import FAMILY_DEFAULTS, NO_REFERENCE, reference
+
+    assert reference("mnist", "not-a-built-in") is FAMILY_DEFAULTS["mnist"]
+    assert FAMILY_DEFAULTS["mnist"].source == NO_REFERENCE == "no reference: family defaults"
+    with pytest.raises(ValueError, match="unknown dataset family 'nope'"):
+        model_settings("nope", "lstm", "paper")
 
 
 def test_models_accepts_any_registered_model_not_only_the_suites_list():
