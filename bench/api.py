@@ -56,6 +56,16 @@ class ExecutorOptions:
             raise UsageError(str(e)) from None
 
 
+MAX_SEED = 2**32 - 1  # numpy's (and Lightning's) seed range is 0 .. 2**32 - 1
+
+
+def check_seeds(seeds: Sequence[int] | None) -> None:
+    """Seeds are integers in numpy's range, refused before the suite starts (not one failed run each)."""
+    for seed in seeds or ():
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise UsageError(f"--seeds must be integers from 0 to {MAX_SEED} (numpy's seed range), got {seed!r}")
+
+
 def prepare(
     suite: str,
     *,
@@ -72,6 +82,7 @@ def prepare(
     from bench.runner import resolve_device, with_trainer_options
 
     options = executor or ExecutorOptions()
+    check_seeds(seeds)
     if time is not None and time not in TIME_MODES:
         raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
     try:
