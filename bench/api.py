@@ -16,6 +16,7 @@ layers over :func:`run`, :func:`prepare` and :func:`report`. Bad input raises
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,6 +144,11 @@ def run_specs(
         raise UsageError(str(e)) from None
     results_dir = Path(results_dir)
     check_results_dir(results_dir)
+    if global_rank() == 0 and specs:
+        from bench.environment import dirty_results_warning
+
+        if (message := dirty_results_warning(results_dir)) is not None:
+            warnings.warn(message, records.BenchWarning, stacklevel=2)
     check_data(specs, data_dir)
     built = (executor or ExecutorOptions()).build(results_dir)
     try:
