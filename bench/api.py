@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,16 @@ class ExecutorOptions:
             raise UsageError(str(e)) from None
 
 
+MAX_SEED = 2**32 - 1  # numpy's (and Lightning's) seed range is 0 .. 2**32 - 1
+
+
+def check_seeds(seeds: Sequence[int] | None) -> None:
+    """Seeds are integers in numpy's range, refused before the suite starts (not one failed run each)."""
+    for seed in seeds or ():
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise UsageError(f"--seeds must be integers from 0 to {MAX_SEED} (numpy's seed range), got {seed!r}")
+
+
 def prepare(
     suite: str,
     *,
@@ -76,6 +87,7 @@ def prepare(
     from bench.runner import resolve_device, with_trainer_options
 
     options = executor or ExecutorOptions()
+    check_seeds(seeds)
     if time is not None and time not in TIME_MODES:
         raise UsageError(f"unknown time mode {time!r}; valid: {', '.join(TIME_MODES)}")
     include_files(include)
@@ -170,6 +182,11 @@ def run_specs(
         raise UsageError(str(e)) from None
     results_dir = Path(results_dir)
     check_results_dir(results_dir)
+    if global_rank() == 0 and specs:
+        from bench.environment import dirty_results_warning
+
+        if (message := dirty_results_warning(results_dir)) is not None:
+            warnings.warn(message, records.BenchWarning, stacklevel=2)
     check_data(specs, data_dir)
     built = (executor or ExecutorOptions()).build(results_dir)
     try:

@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="compare runs with a baseline (regressions)",
                              description="Compare a candidate results directory with one or more baseline "
-                             "directories (several: their median). Exit 1 on a --fail-on regression, 2 on bad input.")  # fmt: skip
+                             "directories (several: their median). Exit 1 on a --fail-on regression or when nothing was compared, "
+                             "2 on bad input.")  # fmt: skip
     add_compare_arguments(compare)
 
     report = sub.add_parser("report", help="rebuild tables and plots from the records", description=(

@@ -7,9 +7,12 @@ the candidate is compared with their median, so one odd night does not move the 
 Matching. Runs are grouped by their spec without the seed (every other field of
 :class:`bench.records.RunSpec` must be equal: suite, task, dataset, condition, model, profile,
 data, train and model arguments) and by the *machine kind* they ran on: device name, torch
-version and CUDA version from the record's ``environment``. Groups are compared only within one
-machine kind; a spec present on both sides but only on different machine kinds is listed as
-*not comparable*, a spec present on one side only is listed as such. Neither is an error. Only
+version and CUDA version from the record's ``environment``. Groups are compared within one
+machine kind. A spec present on both sides but only on different machine kinds still has its
+accuracy compared (it does not depend on the machine beyond float rounding), against the
+baseline's runs on every machine kind; its throughput and memory are not, and it is listed as
+*not comparable* for them. A spec present on one side only is listed as such. Neither is an
+error. Only
 records with status ``ok`` are compared (the latest per spec and seed in each directory); the
 candidate's failed runs are listed.
 
@@ -36,8 +39,10 @@ What is compared, per group (``kind``: metric):
   kind of its own, so ``--fail-on throughput`` can ignore it; the default fails on all three.
 
 Changes beyond the threshold in the good direction are reported as improvements and never fail.
-Exit code of :func:`compare_main`: 1 when a regression of a kind in ``--fail-on`` was found, else
-0; bad input raises :class:`CompareError` (a ``ValueError``), which the CLI prints as one line
+A comparison that compared no metric at all says so in its first line, and why (no spec on both
+sides, machines differ, ...). Exit code of :func:`compare_main`: 1 when a regression of a kind in
+``--fail-on`` was found, or when nothing was compared and ``--fail-on`` names any kind (a check
+that checked nothing must not pass), else 0; bad input raises :class:`CompareError` (a ``ValueError``), which the CLI prints as one line
 ``bench: error: ...`` with exit code 2.
 """
 
@@ -372,7 +377,10 @@ def compare_runs(baselines: Sequence[LoadedRuns], candidate: LoadedRuns, options
                 report.findings.extend(_compare_group(group, base_machines[machine], options))
             elif not base_machines:
                 report.only_candidate.append(_ref(group))
-            else:  # the spec has a baseline, but made on another kind of machine
+            else:  # the spec has a baseline, but made on another kind of machine: accuracy only
+                others = [g for groups in base_machines.values() for g in groups]
+                report.findings.extend(_compare_group(group, others, options, kinds=("accuracy",),
+                                                      machine=f"{machine} vs other machines"))  # fmt: skip
                 report.not_comparable.append(NotComparable(
                     group.suite, group.model, group.condition, group.profile, str(machine),
                     tuple(sorted(map(str, base_machines)))))  # fmt: skip
@@ -386,9 +394,14 @@ def compare_runs(baselines: Sequence[LoadedRuns], candidate: LoadedRuns, options
     return report
 
 
-def _compare_group(group: Group, baselines: list[Group], options: CompareOptions) -> list[Finding]:
+def _compare_group(group: Group, baselines: list[Group], options: CompareOptions,
+                   kinds: tuple[str, ...] = KINDS, machine: str | None = None) -> list[Finding]:
+    """The metrics of ``kinds`` of one candidate group against its baseline groups (one per
+    baseline directory and machine kind)."""
     findings = []
     for metric in METRICS:
+        if metric.kind not in kinds:
+            continue
         base_values = [b.values.get(metric.name, []) for b in baselines]
         result = compare_metric(metric, group.values.get(metric.name, []), base_values, options)
         if result is None:
@@ -396,7 +409,7 @@ def _compare_group(group: Group, baselines: list[Group], options: CompareOptions
         base, cand, change, threshold, regressed, improved = result
         findings.append(Finding(
             metric.kind, group.suite, group.model, group.condition, metric.name, base, cand, change,
-            threshold, regressed, improved, metric.relative, group.profile, str(group.machine),
+            threshold, regressed, improved, metric.relative, group.profile, machine or str(group.machine),
             candidate_runs=len(group.values[metric.name]),
             baseline_runs=sum(len(v) for v in base_values), baseline_dirs=sum(1 for v in base_values if v),
         ))  # fmt: skip
@@ -482,8 +495,28 @@ class ComparisonReport:
         return [f for f in self.findings if f.improved]
 
     def exit_code(self, fail_on: Iterable[str] | None = None) -> int:
-        """1 if a regression of a kind in ``fail_on`` (default: the options' ``fail_on``) was found."""
-        return 1 if self.regressions(self.options.fail_on if fail_on is None else fail_on) else 0
+        """1 if a regression of a kind in ``fail_on`` (default: the options' ``fail_on``) was
+        found, or if nothing at all was compared while ``fail_on`` names a kind."""
+        kinds = tuple(self.options.fail_on if fail_on is None else fail_on)
+        return 1 if self.regressions(kinds) or (kinds and not self.findings) else 0
+
+    def nothing_compared(self) -> str | None:
+        """Why no metric was compared (one sentence), or None when some were."""
+        if self.findings:
+            return None
+        reasons = []
+        if self.not_comparable:
+            machines = sorted({n.candidate_machine for n in self.not_comparable})
+            base = sorted({m for n in self.not_comparable for m in n.baseline_machines})
+            reasons.append(f"{len(self.not_comparable)} run group(s) ran on other machines (candidate "
+                           f"{'; '.join(machines)}; baseline {'; '.join(base)}), so their throughput and memory "
+                           "are skipped, and they have no accuracy metric to compare")  # fmt: skip
+        if self.only_candidate or self.only_baseline:
+            reasons.append(f"{len(self.only_candidate)} run group(s) only in the candidate and "
+                           f"{len(self.only_baseline)} only in the baseline (no spec in common)")  # fmt: skip
+        if self.failed and not reasons:
+            reasons.append(f"the candidate's {len(self.failed)} run(s) failed")
+        return "; ".join(reasons) or "the directories hold no finished runs to compare"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -505,7 +538,10 @@ class ComparisonReport:
         headers = ["kind", "suite", "model", "condition", "metric", "baseline", "candidate", "change",
                    "threshold", "runs (cand / base)"]  # fmt: skip
         lines = ["## Benchmark comparison", ""]
-        if failing:
+        if (why := self.nothing_compared()) is not None:
+            verdict = "exit code 1: fail-on names " + ", ".join(o.fail_on) if o.fail_on else "does not fail: fail-on is none"
+            lines.append(f"**Nothing compared: 0 metrics** ({verdict}). Why: {why}.")
+        elif failing:
             counts = ", ".join(f"{k} {sum(f.kind == k for f in failing)}" for k in KINDS if any(f.kind == k for f in failing))
             lines.append(f"**REGRESSED: {len(failing)} regression(s)** ({counts}).")
         elif regressions:
@@ -513,6 +549,9 @@ class ComparisonReport:
                          f"{', '.join(sorted({f.kind for f in regressions}))}).")  # fmt: skip
         else:
             lines.append("**No regressions.**")
+        if self.findings and self.not_comparable:
+            lines += ["", f"{len(self.not_comparable)} run group(s) ran on other machines than their baseline: "
+                      "accuracy compared, throughput and memory skipped (see Not comparable)."]  # fmt: skip
         lines += [
             "",
             f"- candidate: `{self.candidate_dir}`",
@@ -541,7 +580,8 @@ class ComparisonReport:
         if self.not_comparable:
             rows = ([n.suite, n.model, n.condition, n.profile, n.candidate_machine,
                      "; ".join(n.baseline_machines)] for n in self.not_comparable)  # fmt: skip
-            lines += ["", "### Not comparable (different machine kind: device, torch, CUDA)", "",
+            lines += ["", "### Not comparable for throughput and memory (different machine kind: device, torch, "
+                      "CUDA; accuracy is compared)", "",
                       *_table(["suite", "model", "condition", "profile", "candidate machine", "baseline machine"], rows)]  # fmt: skip
         if self.findings:
             lines += ["", f"<details><summary>All {len(self.findings)} comparisons</summary>", "",

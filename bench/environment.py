@@ -40,6 +40,27 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+def under_version_control(path: str | Path) -> bool:
+    """Whether ``path`` (an existing folder) is inside a git work tree and not ignored there."""
+    def git(*args: str) -> int | None:
+        try:
+            return subprocess.run(["git", "-C", str(path), *args], capture_output=True, timeout=10).returncode
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    return git("rev-parse", "--is-inside-work-tree") == 0 and git("check-ignore", "-q", ".") == 1
+
+
+def dirty_results_warning(results_dir: str | Path) -> str | None:
+    """The one-line warning for records about to be written from a modified checkout into a
+    results directory under version control (reports mark them ‡), or None."""
+    state = git_state()
+    if not state["dirty"] or not under_version_control(results_dir):
+        return None
+    return (f"the checkout {_REPO_ROOT} has uncommitted changes: records written to {results_dir} (under version "
+            f"control) are marked as from a modified tree (‡) in reports; commit first to record code that exists")  # fmt: skip
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

@@ -1,7 +1,9 @@
 """Executors: where the runs of a suite execute. The records are written by the caller.
 
 The runs of a suite are independent, so they can run side by side. An executor takes the specs
-that still have to run and yields ``(index, RunRecord)`` as runs finish; :func:`bench.runner.run_suite`
+that still have to run and yields ``(index, RunRecord)`` as runs finish, asking
+``ctx.start(spec)`` right before it starts each one (the run's claim, :mod:`bench.claims`; a spec
+it refuses is skipped and yields nothing); :func:`bench.runner.run_suite`
 writes each record (atomically, in the parent process, the only writer), so parallel runs never
 write the same file and an interrupted suite resumes the same way whatever ran it.
 
@@ -155,11 +157,16 @@ class ProcessesExecutor:
             while queue or running:
                 busy = {slot for slot, _ in running.values()}
                 for k in range(workers):
-                    if k not in busy and queue:
+                    while k not in busy and queue:
                         i, spec = queue.pop(0)
+                        if not ctx.start(spec):  # claimed by another process: not ours to run
+                            continue
                         if k not in slots:
                             slots[k] = self._slot(k, threads, gpus)
                         running[slots[k].submit(run_spec, spec.to_dict(), settings)] = (k, i)
+                        busy.add(k)
+                if not running:
+                    break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     k, i = running.pop(future)
@@ -238,7 +245,10 @@ class SubmititExecutor:
             while queue or running:
                 while queue and len(running) < limit:
                     i, spec = queue.pop(0)
-                    running[executor.submit(run_spec_job, spec.to_dict(), settings)] = i
+                    if ctx.start(spec):  # else claimed by another process: not ours to run
+                        running[executor.submit(run_spec_job, spec.to_dict(), settings)] = i
+                if not running:
+                    break
                 finished = [job for job in running if job.done()]
                 if not finished:
                     time.sleep(poll)

@@ -107,10 +107,18 @@ class SuiteProgress:
             shown = " ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))
             self._progress.update(self._epoch_task, completed=epoch + 1, description=f"  epoch {epoch + 1}: {shown}")
 
+    def note(self, text: str) -> None:
+        """One line about the suite (not a run): on the bar's console, or printed."""
+        if self._progress is not None:
+            self._progress.console.print(text)
+        else:
+            print(text, flush=True)
+
     def run_finished(self, record: RunRecord, skipped: bool, seconds: float,
                      status: str | None = None) -> None:
         """Count a run as done; ``skipped`` ones (resumed, or ``status="same"``: a copy of an
-        identical run) do not pace the ETA and are not printed on the interactive bar.
+        identical run) do not pace the ETA and are not printed on the interactive bar, except
+        ``status="claimed"``: a run another process ran while this one waited for it.
         ``seconds`` is the time since the previous run ended: the suite's pace, which the ETA
         needs (a run's length when runs go one at a time, half of it on two workers)."""
         self.done += 1
@@ -121,16 +129,14 @@ class SuiteProgress:
         if self._progress is not None:
             eta = self.eta()
             self._progress.update(self._suite_task, advance=1, eta="-" if eta is None else _fmt_seconds(eta))
-            if not skipped:
-                self._progress.console.print(
-                    f"{status:6s} {record.spec.label()}  {headline(record)}  "
-                    f"(ran {_fmt_seconds(run_seconds(record, seconds))})"
-                )
+            if not skipped or status == "claimed":
+                ran = "by another process" if skipped else _fmt_seconds(run_seconds(record, seconds))
+                self._progress.console.print(f"{status:6s} {record.spec.label()}  {headline(record)}  (ran {ran})")
             return
         eta = self.eta()
         print(
             f"[{self.done}/{self.total}] {status:6s} {record.spec.label()}  {headline(record)}  "
-            f"({'' if skipped else 'ran ' + _fmt_seconds(run_seconds(record, seconds)) + '; '}"
+            f"({'ran by another process; ' if status == 'claimed' else '' if skipped else 'ran ' + _fmt_seconds(run_seconds(record, seconds)) + '; '}"
             f"elapsed {_fmt_seconds(time.perf_counter() - self.start)}"
             f"{'' if eta is None else ', eta ' + _fmt_seconds(eta)})",
             flush=True,

@@ -5,11 +5,19 @@ tasks or N; ``mean ± std (n)`` over seeds with the best mean in bold; chance le
 and profile in the caption) and seaborn plots as PNG and PDF, all in ``<results>/<suite>/``.
 Records of one profile are reported (the largest present unless asked); when a spec was run
 more than once (an older code version), its latest record counts.
+
+Records that may not be what this checkout computes are marked in every table cell they enter,
+with a legend under the table (:data:`MARKS`): † an older code version of the model (or, for
+function approximation, of ``hippo.funcapprox``) or of the harness; ‡ made from a modified
+(dirty) working tree; § its commit is not an ancestor of the results directory's ``HEAD``
+(checked with ``git merge-base --is-ancestor``; a note says when git cannot tell).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +70,7 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
             "version_key": f"{r.code_version}|{r.harness_version}",
             "code_version": r.code_version, "harness_version": r.harness_version,
             "num_parameters": r.num_parameters, "num_classes": r.metrics.get("num_classes"),
+            "git_commit": (r.environment or {}).get("git_commit"), "git_dirty": (r.environment or {}).get("git_dirty"),
         }  # fmt: skip
         for key in ("test_acc", "test_acc_eval_selected", "best_epoch", "best_epoch_eval_selected", "val_acc",
                     "val_acc_train_rate", "val_acc_eval_rate", "mse", "steps_per_s", "N"):  # fmt: skip
@@ -125,6 +134,86 @@ def select_records(frame: pd.DataFrame, profile: str | None) -> tuple[pd.DataFra
     return frame[frame["version_key"] == latest], profile
 
 
+# What a mark on a table cell says about (some of) the records it averages.
+MARKS = {
+    "†": "ran on an older code version of the model or the harness than this checkout's",
+    "‡": "made from a modified working tree (git_dirty): the code that ran is not in any commit",
+    "§": "its commit is not an ancestor of HEAD (a rebased, amended or unmerged commit)",
+}
+
+
+def _current_version(task: str, model: str) -> str | None:
+    """The code version a record of ``task`` and ``model`` would have now (the model's, or the
+    task's own such as ``hippo.funcapprox``'s for its measures); None when it cannot be known."""
+    try:
+        t = get_task(task)
+        if t.version is not None:
+            return str(t.load("version"))
+        from bench.models import get_model_entry
+
+        return get_model_entry(model).code_version()
+    except Exception:
+        return None  # a model that is not registered (or does not import) here
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ancestor(folder: str, commit: str) -> bool | None:
+    """Whether ``commit`` is an ancestor of HEAD in the git repository holding ``folder``;
+    None when git cannot tell (no git, not a repository)."""
+    def git(*args: str) -> int | None:
+        try:
+            return subprocess.run(["git", "-C", folder, *args], capture_output=True, timeout=30).returncode
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    if git("rev-parse", "--verify", "--quiet", "HEAD") != 0:
+        return None
+    code = git("merge-base", "--is-ancestor", commit, "HEAD")
+    return None if code is None else code == 0  # 1: not an ancestor; 128: no such commit here
+
+
+def record_marks(ok: pd.DataFrame, folder: Path) -> tuple[pd.Series, bool]:
+    """Per record its marks (:data:`MARKS`, e.g. ``"†‡"``), and whether some commits could not
+    be checked against HEAD (git not there, or ``folder`` not in a repository)."""
+    unknown = False
+    marks = []
+    current = {key: _current_version(*key) for key in dict.fromkeys(zip(ok["task"], ok["model"], strict=True))}
+    for r in ok.itertuples():
+        found = ""
+        now = current[(r.task, r.model)]
+        if r.harness_version != records.HARNESS_VERSION or (now is not None and r.code_version != now):
+            found += "†"
+        if r.git_dirty is True:
+            found += "‡"
+        if isinstance(r.git_commit, str) and r.git_commit:
+            ancestor = _is_ancestor(str(Path(folder).resolve()), r.git_commit)
+            unknown |= ancestor is None
+            if ancestor is False:
+                found += "§"
+        marks.append(found)
+    return pd.Series(marks, index=ok.index, dtype=object), unknown
+
+
+def _cell_marks(rows: pd.DataFrame) -> str:
+    """The marks of a cell's records, in :data:`MARKS` order ("" when none or unmarked)."""
+    if "marks" not in rows:
+        return ""
+    seen = set("".join(m for m in rows["marks"] if isinstance(m, str)))
+    return "".join(m for m in MARKS if m in seen)
+
+
+def _marked(text: str, marks: str) -> str:
+    return f"{text} {marks}" if marks and text != "–" else text
+
+
+def marks_legend(table: Table) -> None:
+    """Add the legend of the marks that appear in ``table``'s cells under it."""
+    used = [m for m in MARKS if any(m in c for line in table.cells for c in line)]
+    if used:
+        table.notes.append("Marks: " + "; ".join(f"{m} {MARKS[m]}" for m in used) + ". Rerun the marked runs "
+                           "from a clean checkout to clear them.")  # fmt: skip
+
+
 def _mean_std(values: Sequence[float], scale: float, fmt: str) -> tuple[str, float]:
     vals = [v * scale for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
@@ -154,8 +243,9 @@ def pivot_table(
     for r in rows:
         line, line_means = [], []
         for c in columns:
-            text, mean = _mean_std(list(ok[(ok[row] == r) & (ok[column] == c)][value]), scale, fmt)
-            line.append(text)
+            rows_rc = ok[(ok[row] == r) & (ok[column] == c)]
+            text, mean = _mean_std(list(rows_rc[value]), scale, fmt)
+            line.append(_marked(text, _cell_marks(rows_rc.dropna(subset=[value]))))
             line_means.append(mean)
         cells.append(line)
         means.append(line_means)
@@ -167,7 +257,9 @@ def pivot_table(
             best = pick(col)[0]
             for m, i in col:
                 bold[i][j] = m == best
-    return Table(caption, row, [str(c) for c in columns], [str(r) for r in rows], cells, bold)
+    table = Table(caption, row, [str(c) for c in columns], [str(r) for r in rows], cells, bold)
+    marks_legend(table)
+    return table
 
 
 def to_markdown(table: Table) -> str:
@@ -182,7 +274,8 @@ def to_markdown(table: Table) -> str:
 
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "†": r"$\dagger$"}  # fmt: skip
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "†": r"$\dagger$",
+                  "‡": r"$\ddagger$", "§": r"\S{}"}  # fmt: skip
 
 
 def latex_escape(text: str) -> str:
@@ -262,31 +355,23 @@ def settings_table(ok: pd.DataFrame) -> Table:
 
 
 def _is_current(ok: pd.DataFrame) -> pd.Series:
-    """Per run: did it run on this version of its model and harness? (True for names that are
-    not registered models, such as funcapprox measures, or that do not import.)"""
-    from bench.models import get_model_entry
-
-    current = {}
-    for model in dict.fromkeys(ok["model"]):
-        try:
-            current[model] = (get_model_entry(model).code_version(), records.HARNESS_VERSION)
-        except Exception:
-            current[model] = None
-    return pd.Series([current[m] is None or (c, h) == current[m] for m, c, h in
-                      zip(ok["model"], ok["code_version"], ok["harness_version"], strict=True)],
+    """Per run: did it run on this version of its model (or task) and of the harness? (True
+    for a version this checkout cannot know: a model that is not registered or does not import.)"""
+    current = {key: _current_version(*key) for key in dict.fromkeys(zip(ok["task"], ok["model"], strict=True))}
+    return pd.Series([h == records.HARNESS_VERSION and (current[(t, m)] is None or c == current[(t, m)])
+                      for t, m, c, h in zip(ok["task"], ok["model"], ok["code_version"], ok["harness_version"],
+                                            strict=True)],
                      index=ok.index, dtype=bool)  # fmt: skip
 
 
 def _older_code_note(ok: pd.DataFrame) -> str | None:
     """Which models' shown records come from another code or harness version than this one
     (a changed model's records wait for their rerun), or None."""
-    from bench.models import get_model_entry
-
     older = {}
     stale = ok[~_is_current(ok)]
     for model, old in stale.groupby("model", sort=False):
         runs = ok[ok["model"] == model]
-        now = (get_model_entry(model).code_version(), records.HARNESS_VERSION)
+        now = (_current_version(old["task"].iloc[0], model) or "?", records.HARNESS_VERSION)
         versions = ", ".join(sorted({f"code {c}, harness {h}" for c, h in
                                      zip(old["code_version"], old["harness_version"], strict=True)}))
         cells = ", ".join(dict.fromkeys(old["column"] if "column" in old else old["condition"]))
@@ -302,7 +387,8 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
 
     Per condition: the honest selection, the reference selection (where records have one) and
     the published number; then the accuracy at the training rate and the training time. A cell
-    whose runs are older than the model's code or the harness is marked with a dagger. Only for
+    whose records are marked (:data:`MARKS`: older code, dirty tree, commit not in HEAD's history) shows
+    the marks. Only for
     records in index time (or with no clock), the time the paper used.
     """
     ok = ok[ok["time"].isna() | (ok["time"] == "index")]
@@ -311,8 +397,6 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
     found = {(m, c): published_anchor(*source[c], m) for m in rows for c in conditions}
     if not any(found.values()):
         return None
-    older = ~_is_current(ok)
-    stale = set(zip(ok["model"][older], ok["column"][older], strict=True))
     kinds = {"honest": "test_acc", "reference": "test_acc_eval_selected", "paper": None, "verdict": None}
     if ok["test_acc_eval_selected"].isna().all():
         del kinds["reference"]
@@ -321,8 +405,8 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
     columns += ["at the training rate"] * at_train + ["training time"]
 
     def measured(model: str, key: str, column: str) -> str:
-        text = _mean_std(list(ok[(ok["model"] == model) & (ok["column"] == column)][key]), 100, ".1f")[0]
-        return f"{text} †" if text != "–" and (model, column) in stale else text
+        cell = ok[(ok["model"] == model) & (ok["column"] == column)]
+        return _marked(_mean_std(list(cell[key]), 100, ".1f")[0], _cell_marks(cell.dropna(subset=[key])))
 
     def judged(model: str, column: str) -> str:
         anchor = found.get((model, column))
@@ -356,9 +440,7 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
                 "published number lies between them), or off by our nearer mean minus the published one.")
     caption += " Training time adds up the runs shown."
     table = Table(caption, "model", columns, rows, cells, [[False] * len(columns) for _ in rows])
-    if stale:
-        table.notes.append("† from records older than the model's current code or the harness (see the note "
-                           "under the first table); a cell never averages two versions.")  # fmt: skip
+    marks_legend(table)
     return table
 
 
@@ -516,7 +598,8 @@ def throughput_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, f
     measures = ["train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s"]
     # streaming inference (one step at a time through the model's recurrent form), where it has one
     measures += [m for m in ("stream_samples_per_s", "stream_steps_per_s") if ok[m].notna().any()]
-    long = ok.melt(id_vars=["model", "seed"], value_name="value", var_name="measure", value_vars=measures)
+    long = ok.melt(id_vars=["model", "seed", *(["marks"] if "marks" in ok else [])], value_name="value",
+                   var_name="measure", value_vars=measures)  # fmt: skip
     speed = pivot_table(long, "value", row="model", column="measure", fmt=".4g",
                         caption=f"{suite}: throughput (median of timed iterations), mean ± std over seeds (n); "
                                 f"fastest in bold. Condition: {', '.join(dict.fromkeys(ok['condition']))}. "
@@ -568,7 +651,12 @@ def write_report(results_dir: str | Path, suite: str, profile: str | None = None
     if ok.empty:
         raise NoRecordsError(f"all {failed} runs of suite {suite!r} ({profile}) failed; see the records' errors")
     folder = records.suite_dir(results_dir, suite)
+    marks, unknown = record_marks(ok, folder)
+    ok = ok.assign(marks=marks)
     tables, paths = get_task(ok["task"].iloc[0]).load("report")(suite, ok, profile, failed, folder)
+    if unknown:
+        tables[0].notes.append(f"Commits not checked against HEAD: git cannot tell in {folder} (no git, or "
+                               "not in a repository); records of other commits would be marked §.")  # fmt: skip
     md, tex = folder / "table.md", folder / "table.tex"
     records.write_atomic(md, "\n".join(to_markdown(t) for t in tables))
     records.write_atomic(tex, "\n".join(to_latex(t) for t in tables))

@@ -12,6 +12,11 @@ in the parent process, so parallel runs never write the same file. Under a multi
 Lightning strategy (DDP: ``--devices``/``--num-nodes``) every rank executes the runs, and only
 global rank 0 writes records: its metrics, history and throughput are rank 0's.
 
+Runs are claimed before they start (:mod:`bench.claims`): two ``bench run`` on one results
+directory (two terminals, a SLURM array) train each run once; one skips what the other is
+running, waits for its record (progress status ``claimed``) and takes over a run whose process
+stopped.
+
 Specs that compute the same run (:func:`computation_key`: e.g. a model that declares
 ``time_scale_invariant`` under conditions that differ only in the clock's scale) run once; the
 others get a copy of its record that names it in ``reused_from``.
@@ -26,8 +31,8 @@ import logging
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ import lightning as L
 import torch
 
 from bench import records
+from bench.claims import Claims, describe
 from bench.data import DataFormatError, DataNotFoundError, make_datamodule
 from bench.environment import collect_environment
 from bench.models import create_model, get_model_entry
@@ -321,6 +327,12 @@ class RunContext:
     device: torch.device
     progress: SuiteProgress | None = None
     logger: str | None = None  # a Lightning logger for per-epoch curves: "csv" or "tensorboard"
+    claim: Callable[[RunSpec], bool] | None = None  # run_suite's claims (parent process only)
+
+    def start(self, spec: RunSpec) -> bool:
+        """Whether this process runs ``spec`` now: executors ask right before starting a run, and
+        skip it (yield nothing for it) when another process holds its claim."""
+        return self.claim is None or self.claim(spec)
 
     def checkpoint_dir(self, suite: str, rid: str) -> Path:
         """Where a run keeps its best weights (one file per selection rule) while it trains."""
@@ -423,6 +435,8 @@ class LocalExecutor:
 
     def run(self, specs: Sequence[RunSpec], ctx: RunContext) -> Iterator[tuple[int, RunRecord]]:
         for i, spec in enumerate(specs):
+            if not ctx.start(spec):
+                continue
             if ctx.progress is not None:
                 ctx.progress.run_started(spec, spec.train.get("epochs"))
             yield i, execute(spec, ctx)
@@ -456,6 +470,7 @@ def run_suite(
     title: str = "suite",
     executor: Any = None,
     logger: str | None = None,
+    claim: bool = True,
 ) -> SuiteResult:
     """Run every spec; with ``resume``, specs whose record finished ``ok`` are skipped, and so
     are specs with the same :func:`computation_key` as a finished run (they copy its record).
@@ -465,6 +480,10 @@ def run_suite(
     runs the remaining specs and hands back their records; this function writes each one as it
     arrives (atomically, global rank 0 only), so an interrupted suite resumes the same way
     whatever executed it. Records come back in spec order.
+
+    With ``claim`` (the default), each run is claimed before it starts (:mod:`bench.claims`):
+    runs claimed by another live process are left to it, and this call waits for their records
+    (progress status ``claimed``), running any whose claimant stops without one.
     """
     executor = executor if executor is not None else LocalExecutor()
     device = torch.device(device)
@@ -521,17 +540,88 @@ def run_suite(
                 followers[key] = []
                 runs.append(i)
         progress.copies_to_come = sum(map(len, followers.values()))
-        ctx = RunContext(results_dir, data_dir, device, progress, logger)
-        start = time.perf_counter()
-        for j, record in executor.run([specs[i] for i in runs], ctx):
-            record.environment = {**record.environment, "executor": executor.describe()}
-            if rank == 0:
-                records.save_record(results_dir, record)
-            found[runs[j]] = record
-            now = time.perf_counter()  # time since the previous record: the suite's pace
-            progress.run_finished(record, skipped=False, seconds=now - start)
-            start = now
-            for i in followers[computation_key(specs[runs[j]])]:  # as soon as their run is in
+        # Claims (bench.claims) keep concurrent `bench run`s on one directory from training a run
+        # twice. Only for single-process runs: the ranks of a local DDP run execute every run
+        # and must not skip different ones.
+        use_claims = claim and rank == 0 and not (isinstance(executor, LocalExecutor) and any(map(_multi_process, specs)))
+        suite_started = _now()
+        pace = {"start": time.perf_counter()}
+
+        def settle_followers(i: int, record: RunRecord) -> None:
+            for k in followers[computation_key(specs[i])]:  # as soon as their run is in
                 progress.copies_to_come -= 1
-                settle(i, record)
+                settle(k, record)
+
+        with Claims(results_dir) if use_claims else nullcontext() as claims:
+
+            def take(spec: RunSpec) -> bool:
+                rid = records.run_id(spec, _version(spec))
+                if claims.acquire(spec.suite, rid) is not None:
+                    return False  # another process runs it
+                if _done_elsewhere(spec, rid, results_dir, resume, suite_started) is not None:
+                    claims.release(spec.suite, rid)  # finished by another while we got here
+                    return False
+                return True
+
+            ctx = RunContext(results_dir, data_dir, device, progress, logger, take if use_claims else None)
+
+            def run_batch(indices: list[int]) -> set[int]:
+                """Run ``indices`` and write their records; the ones claimed elsewhere are returned."""
+                left = set(indices)
+                for j, record in executor.run([specs[i] for i in indices], ctx):
+                    i = indices[j]
+                    left.discard(i)
+                    record.environment = {**record.environment, "executor": executor.describe()}
+                    if rank == 0:
+                        records.save_record(results_dir, record)
+                    if use_claims:
+                        claims.release(specs[i].suite, record.id)
+                    found[i] = record
+                    now = time.perf_counter()  # time since the previous record: the suite's pace
+                    progress.run_finished(record, skipped=False, seconds=now - pace["start"])
+                    pace["start"] = now
+                    settle_followers(i, record)
+                return left
+
+            waiting = run_batch(runs)
+            if waiting:
+                holders = {describe(h) for i in waiting if (h := claims.holder(specs[i].suite, _rid(specs[i])))}
+                by = f" ({', '.join(sorted(holders))})" if holders else ""
+                progress.note(f"{len(waiting)} run(s) claimed by another process{by}: waiting for their records; "
+                              "a run whose process stops is taken over here")  # fmt: skip
+            while waiting:
+                time.sleep(claims.poll_s)
+                ready = []
+                for i in sorted(waiting):
+                    rid = _rid(specs[i])
+                    if (record := _done_elsewhere(specs[i], rid, results_dir, resume, suite_started)) is not None:
+                        waiting.discard(i)
+                        found[i] = record
+                        progress.run_finished(record, skipped=True, seconds=0.0, status="claimed")
+                        settle_followers(i, record)
+                    elif claims.holder(specs[i].suite, rid) is None:  # released or stale: ours to run
+                        ready.append(i)
+                if ready:
+                    waiting = (waiting - set(ready)) | run_batch(ready)
     return SuiteResult([r for r in found if r is not None], skipped, reused)
+
+
+def _rid(spec: RunSpec) -> str:
+    return records.run_id(spec, _version(spec))
+
+
+def _multi_process(spec: RunSpec) -> bool:
+    """A run trained by several processes (DDP over devices or nodes)."""
+    return int(spec.train.get("devices", 1)) * int(spec.train.get("num_nodes", 1)) > 1
+
+
+def _done_elsewhere(spec: RunSpec, rid: str, results_dir: Path, resume: bool, since: str) -> RunRecord | None:
+    """The record another process wrote for ``rid``: one that finished ``ok`` (with ``resume``),
+    or any finished since this suite started (``since``: the other run's result, ok or failed)."""
+    try:
+        record = records.load_record(records.record_path(results_dir, spec.suite, rid))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if (resume and record.status == "ok") or (record.finished_at or "") >= since:
+        return record
+    return None

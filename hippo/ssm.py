@@ -31,8 +31,14 @@ kernels are then (..., H, L).
   :func:`hippo.transition`'s convention (``A[n,k] = -s_n s_k`` below the diagonal, ``-(n+1)``
   on it) and ``P_n = sqrt(n + 1/2)``, ``A + P P^T = -I/2 + S`` with S skew-symmetric
   (``S[n,k] = -sqrt((n+1/2)(k+1/2))`` for n > k): eigenvalues ``-1/2 + i w``. ``B`` is LegS's
-  ``B`` in the eigenbasis, ``V^H B`` (V unitary: the normal part is normal), as S4's
-  diagonal-LegS; the others take ``B = 1``.
+  ``B`` in the eigenbasis, ``V^H B`` (V unitary: the normal part is normal), with its
+  imaginary part clipped to ``[-B_clip, B_clip]`` (default 2), as S4's diagonal-LegS
+  (state-spaces/s4 ``hippo.nplr('legs', N, B_clip=2.0)``): unclipped, ``|B|`` grows like N
+  (40.75 at N = 64, ``sum |B|^2 = N^2/2 = 2048``; clipped 74.9). ``B_clip=None`` keeps the
+  exact ``V^H B``. Each eigenvector's phase makes its first component real and positive
+  (LAPACK's own convention up to sign, made explicit: the clipped part must not depend on
+  the build); s4 keeps the conjugate half, which gives the conjugate system. The others take
+  ``B = 1``.
 - ``lin``: ``-1/2 + i pi n``; ``inv``: ``-1/2 + i (N/pi)(N/(2n+1) - 1)``; ``real``: ``-(n+1)``
   (n = 0 .. N/2 - 1).
 """
@@ -59,11 +65,14 @@ def legs_normal_part(N: int) -> tuple[Tensor, Tensor]:
     return A + P[:, None] * P[None, :], P
 
 
-def s4d_init(kind: str, N: int) -> tuple[Tensor, Tensor]:
+def s4d_init(kind: str, N: int, B_clip: float | None = 2.0) -> tuple[Tensor, Tensor]:
     """``(A, B)``, each (N//2,) complex128: the S4D initialisation ``kind`` of state size N.
 
-    N must be even (conjugate pairs). See the module docstring for the formulas.
+    N must be even (conjugate pairs). ``B_clip`` (``legs`` only): clip ``Im B`` to
+    ``[-B_clip, B_clip]`` as S4 does (None: no clipping). See the module docstring.
     """
+    if B_clip is not None and not B_clip > 0:
+        raise ValueError(f"B_clip must be a positive number or None, got {B_clip!r}")
     if kind not in INITS:
         raise ValueError(f"unknown S4D initialisation {kind!r}; valid: {', '.join(INITS)}")
     check_order(N)
@@ -86,8 +95,12 @@ def s4d_init(kind: str, N: int) -> tuple[Tensor, Tensor]:
     order = torch.argsort(imag, descending=True)[:half]  # the positive half
     order = order[torch.argsort(imag[order])]  # ascending frequency
     A = torch.complex(torch.full((half,), -0.5, dtype=torch.float64), imag[order])
+    V = V[:, order]
+    V = V * (V[0].abs() / V[0])  # first component real and positive (V[0] != 0 for LegS)
     _, B_legs = transition("legs", N)
-    B = V[:, order].conj().T @ B_legs.to(torch.complex128)
+    B = V.conj().T @ B_legs.to(torch.complex128)
+    if B_clip is not None:
+        B = torch.complex(B.real, B.imag.clamp(-B_clip, B_clip))
     return A, B
 
 

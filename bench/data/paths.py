@@ -15,10 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO, TypeVar
 
 import platformdirs
+
+from bench.records import BenchWarning
+
+T = TypeVar("T")
 
 APP_NAME = "hippo-bench"
 
@@ -87,6 +94,37 @@ def cache_dir() -> Path:
     )
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_cache(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a cache file atomically: ``write(file)`` into a hidden temporary file beside
+    ``path`` (``.<name>.*.tmp``), fsync, rename. Readers see the old file, the whole new one,
+    or none: a crash or ``kill -9`` mid-write never leaves half a cache."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_cache(path: Path, read: Callable[[Path], T]) -> T | None:
+    """``read(path)``, or None when there is no such file. A cache is derived data: one that
+    does not load (truncated, corrupted, another layout) warns with one line and gives None,
+    so the caller rebuilds it (and its atomic write replaces the damaged file)."""
+    if not path.is_file():
+        return None
+    try:
+        return read(path)
+    except Exception as exc:  # torch's PytorchStreamReader RuntimeError, BadZipFile, EOFError, ...
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
+        warnings.warn(f"cache {path} is unreadable ({type(exc).__name__}: {reason}); rebuilding it",
+                      BenchWarning, stacklevel=2)  # fmt: skip
+        return None
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

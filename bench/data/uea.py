@@ -28,13 +28,13 @@ Time: ``"index"`` gives the retained positions ``0, 1, 2, ...`` (what the refere
 
 Parsing is done once per source-file content: the parsed arrays and the protocol's tensors are
 cached in the cache directory (``BENCH_CACHE_DIR``) under the sha256 of the source files and
-:data:`CACHE_VERSION`.
+:data:`CACHE_VERSION`, written atomically; a cache file that does not load (truncated, say) is
+rebuilt with a one-line warning.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,10 @@ from bench.data.paths import (
     check_data_dir,
     data_dir_origin,
     find_uea_files,
+    read_cache,
     resolve_data_dir,
     sha256_files,
+    write_cache,
 )
 
 MISSING_SEED = 56789
@@ -91,10 +93,21 @@ def missing_message(name: str, root: Path) -> str:
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    # Write beside the target and rename: a crash mid-write never leaves a corrupt cache.
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        np.savez(tmp, **arrays)
-    os.replace(tmp.name, path)
+    write_cache(path, lambda f: np.savez(f, **arrays))
+
+
+def _read_parsed(path: Path) -> tuple[ParsedSeries, ParsedSeries]:
+    with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:  # closed on a failed load too
+        classes = tuple(z["classes"].tolist())
+        train, test = (ParsedSeries(z[f"{s}_values"], z[f"{s}_labels"], classes) for s in ("train", "test"))
+    return train, test
+
+
+def _read_processed(path: Path) -> dict[str, Any]:
+    data = torch.load(path, weights_only=True)
+    if not isinstance(data, dict) or not isinstance(data.get("splits"), dict):
+        raise ValueError("not a processed-data dict with 'splits'")
+    return data
 
 
 def load_parsed(
@@ -104,12 +117,7 @@ def load_parsed(
     sources = [*files["TRAIN"], *files["TEST"]]
     checksum = sha256_files(sources)
     cached = cache_dir() / f"uea-{name}-{kind}-v{CACHE_VERSION}-{checksum[:20]}.npz"
-    if cached.is_file():
-        with np.load(cached, allow_pickle=False) as z:
-            classes = tuple(z["classes"].tolist())
-            splits = [
-                ParsedSeries(z[f"{s}_values"], z[f"{s}_labels"], classes) for s in ("train", "test")
-            ]
+    if (splits := read_cache(cached, _read_parsed)) is not None:
         return splits[0], splits[1], checksum
     read = (lambda paths: read_ts(paths[0])) if kind == "ts" else read_arff_dimensions
     train, test = read(files["TRAIN"]), read(files["TEST"])
@@ -363,13 +371,10 @@ class UEADataModule(SequenceDataModule):
         cached = cache_dir() / (
             f"uea-{self.name}-processed-v{CACHE_VERSION}-{checksum[:20]}-missing{self.missing_rate!r}.pt"
         )
-        if cached.is_file():
-            data = torch.load(cached, weights_only=True)
-        else:
+        data = read_cache(cached, _read_processed)
+        if data is None:
             data = reference_protocol(train, test, self.missing_rate)
-            with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".tmp", delete=False) as tmp:
-                torch.save(data, tmp)
-            os.replace(tmp.name, cached)
+            write_cache(cached, lambda f: torch.save(data, f))
         data["splits"] = {k: v.numpy() for k, v in data["splits"].items()}
         return {**data, "checksum": checksum, "kind": kind, "sources": [p.name for p in sources]}
 

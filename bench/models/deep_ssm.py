@@ -14,7 +14,9 @@ the valid steps: ``readout="mean"`` (masked mean over ``t < lengths``, S4's pool
   (the layer of state-spaces/s4 ``models/s4/s4d.py``).
   S4D: :func:`hippo.ssm.diag_kernel`, complex diagonal A (N/2 conjugate pairs), ZOH, learned
   A, B, C, D and per-channel ``log_dt ~ U[log dt_min, log dt_max]``; ``init`` legs (S4D-LegS)
-  or lin (S4D-Lin), also inv and real.
+  or lin (S4D-Lin), also inv and real. S4D-LegS's B has ``Im B`` clipped to ``[-b_clip,
+  b_clip]`` (default 2, as s4's ``nplr('legs', N, B_clip=2.0)``; ``b_clip=None``: unclipped,
+  :func:`hippo.ssm.s4d_init`).
   LSSL ("fixed A"): A, B the HiPPO-LegS matrices (:func:`hippo.transition`) used as an LTI
   system, fixed; learned per-channel dt, C and D only. Kernel from the *dense* A
   (:func:`hippo.ssm.dense_kernel`: bilinear per channel, as LSSL, then powers by repeated
@@ -168,9 +170,9 @@ class S4DMixer(_ConvMixer):
     """S4D layer: complex diagonal SSM kernel per channel (see the module docstring)."""
 
     def __init__(self, H: int, N: int, *, init: str, method: str, dt_min: float,
-                 dt_max: float, dropout: float):
+                 dt_max: float, dropout: float, b_clip: float | None = 2.0):
         super().__init__(H, dropout)
-        A, B = s4d_init(init, N)
+        A, B = s4d_init(init, N, b_clip)
         n = N // 2
         self.method = method
         self.log_dt = nn.Parameter(_log_uniform(H, dt_min, dt_max))
@@ -417,25 +419,39 @@ class _DeepSSM(nn.Module):
 
 class S4DClassifier(_DeepSSM):
     """S4D (diagonal SSM, HiPPO-derived init): ``init`` legs (S4D-LegS), lin, inv or real;
-    ``method`` zoh (default, as S4D) or bilinear. ``state_size`` N (N/2 conjugate pairs)."""
+    ``method`` zoh (default, as S4D) or bilinear. ``state_size`` N (N/2 conjugate pairs).
+    ``b_clip``: S4D-LegS clips ``Im B`` to ``[-b_clip, b_clip]`` (2, as s4; None: unclipped)."""
+
+    # Per-init bumps on top of code_version (the registry versions each entry by its init):
+    # legs 2: B clipped as s4's (Im B in [-2, 2]; before, unclipped: sum |B|^2 = N^2/2).
+    init_versions: ClassVar[dict[str, str]] = {"legs": "2"}
+
+    @classmethod
+    def version_for(cls, init: str = "legs", **_fixed: object) -> str:
+        """The code version of the registry entry with this ``init``: ``code_version``, plus the
+        init's own bump if it has one (S4D-Lin computes what it did: its records stay current)."""
+        bump = cls.init_versions.get(init)
+        return cls.code_version if bump is None else f"{cls.code_version}+{init}.{bump}"
 
     def __init__(self, num_inputs: int, num_classes: int, hidden_size: int = 128, *,
                  n_layers: int = 4, state_size: int = 64, dropout: float = 0.1,
                  prenorm: bool = True, readout: str = "mean", time_unit: float = 1.0,
                  init: str = "legs", method: str = "zoh", dt_min: float = 1e-3,
-                 dt_max: float = 1e-1):
+                 dt_max: float = 1e-1, b_clip: float | None = 2.0):
         super().__init__()
         check_sizes("S4DClassifier", state_size=state_size)
         if init not in INITS or method not in DIAG_METHODS or state_size % 2:
             raise ValueError(f"S4DClassifier: init in {INITS}, method in {DIAG_METHODS}, even "
                              f"state_size; got {init!r}, {method!r}, {state_size}")
         _check_dt_range("S4DClassifier", dt_min, dt_max)
+        if b_clip is not None and not (isinstance(b_clip, int | float) and 0 < b_clip < math.inf):
+            raise ValueError(f"S4DClassifier: b_clip must be a positive number or None, got {b_clip!r}")
         self._build_body(num_inputs, num_classes, hidden_size, n_layers, dropout, prenorm,
                          readout, time_unit, lambda: S4DMixer(
                              hidden_size, state_size, init=init, method=method, dt_min=dt_min,
-                             dt_max=dt_max, dropout=dropout))
+                             dt_max=dt_max, dropout=dropout, b_clip=b_clip))
         self.config.update(family="s4d", state_size=state_size, init=init, method=method,
-                           dt_min=dt_min, dt_max=dt_max)
+                           dt_min=dt_min, dt_max=dt_max, b_clip=b_clip)
 
 
 class LSSLClassifier(_DeepSSM):

@@ -66,6 +66,8 @@ def test_timescale_smoke_end_to_end(data_dir, tmp_path):
     (["run", "--suite", "timescale", "--profile", "huge"], ["unknown profile 'huge'", "smoke"]),
     (["run", "--suite", "timescale", "--time", "wall"], ["unknown time mode 'wall'"]),
     (["report", "--suite", "nope"], ["unknown suite 'nope'"]),
+    (["run", "--suite", "timescale", "--seeds", "-1"], ["--seeds", "from 0 to 4294967295", "-1"]),
+    (["run", "--suite", "timescale", "--seeds", "0,4294967296"], ["--seeds", "4294967296"]),
 ])  # fmt: skip
 def test_bad_names_exit_2_with_one_line(args, fragments, capsys):
     assert_one_line_error(args, capsys, *fragments)

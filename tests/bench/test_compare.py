@@ -156,18 +156,46 @@ def test_one_sided_runs_listed_not_errors(tmp_path, history):
     assert "### Only in candidate" in md and "### Only in baseline" in md and "in 5 of 5 baseline dirs" in md
 
 
-def test_different_machine_not_compared(tmp_path, history):
+def test_different_machine_compares_accuracy_only(tmp_path, history):
     cand = write_nightly(tmp_path, "cand", random.Random(6), env=A100, slowdown={"lstm": 2.0})
     report = compare_dirs(history, cand)
-    assert report.findings == [] and report.exit_code() == 0
+    # accuracy does not depend on the machine: compared; the 2x slowdown is not (another GPU)
+    assert {(f.kind, f.metric) for f in report.findings} == {("accuracy", "test_acc")}
+    assert len(report.findings) == len(MODELS) and report.exit_code() == 0
+    assert {f.baseline_dirs for f in report.findings} == {5} and "vs other machines" in report.findings[0].machine
     assert sorted(n.model for n in report.not_comparable) == sorted(MODELS)
     assert report.only_candidate == [] and report.only_baseline == []
     assert "A100" in report.not_comparable[0].candidate_machine
     assert "H100" in report.not_comparable[0].baseline_machines[0]
-    assert "### Not comparable" in report.to_markdown()
+    md = report.to_markdown()
+    assert "### Not comparable for throughput and memory" in md and "accuracy compared, throughput and memory skipped" in md
+    # an accuracy drop on another machine is still a regression
+    worse = write_nightly(tmp_path, "worse", random.Random(6), env=A100, acc_drop={"gru": 0.03})
+    assert _regressed(compare_dirs(history, worse)) == {("gru", "test_acc")}
     # A different torch or CUDA version is a different machine kind too.
     cuda13 = write_nightly(tmp_path, "cuda13", random.Random(6), env={**H100, "cuda": "13.0"})
-    assert compare_dirs(history, cuda13).findings == []
+    assert {f.kind for f in compare_dirs(history, cuda13).findings} == {"accuracy"}
+
+
+def test_a_comparison_of_nothing_says_so_first_and_fails(tmp_path, history, capsys):
+    """Throughput-only runs on another machine, or no spec in common: 0 metrics compared must not
+    read as "No regressions", and fails the exit code unless --fail-on none."""
+    base, cand = tmp_path / "base", tmp_path / "cand"
+    for out, env in ((base, H100), (cand, A100)):
+        rec = make_record("lstm", 0, 0.9, 1000.0, env=env)
+        rec.metrics = {}  # a throughput run: no accuracy
+        save_record(out, rec)
+    report = compare_dirs([base], cand)
+    first = report.to_markdown().split("\n")[2]
+    assert first.startswith("**Nothing compared: 0 metrics**") and "other machines" in first, first
+    assert "throughput and memory are skipped" in first and "No regressions" not in report.to_markdown()
+    assert report.exit_code() == 1 and report.exit_code(()) == 0
+    argv = ["--baseline", str(base), "--candidate", str(cand)]
+    assert main(argv) == 1 and main(argv + ["--fail-on", "none"]) == 0
+    assert "does not fail: fail-on is none" in capsys.readouterr().out
+    other = write_nightly(tmp_path, "other", random.Random(1), models=("gru",))
+    lone = compare_dirs([other], write_nightly(tmp_path, "lone", random.Random(2), models=("lstm",)))
+    assert "no spec in common" in lone.to_markdown().split("\n")[2] and lone.exit_code() == 1
 
 
 def test_mixed_history_uses_same_machine_nights_only(tmp_path, history):
@@ -185,7 +213,9 @@ def test_mixed_history_uses_same_machine_nights_only(tmp_path, history):
     assert [(n.model, n.candidate_machine) for n in report.not_comparable] == [
         ("lstm", "NVIDIA H100 80GB HBM3, torch 2.15.0, CUDA 12.8")
     ]
-    assert len(report.findings) == len(MODELS) * 4 and report.only_candidate == []
+    assert len(report.findings) == len(MODELS) * 4 + 1 and report.only_candidate == []
+    extra = [f for f in report.findings if "torch 2.15.0" in f.machine]  # its accuracy only, across machines
+    assert [(f.model, f.metric, f.regressed) for f in extra] == [("lstm", "test_acc", True)]
 
 
 def test_failed_runs_listed_and_latest_record_wins(tmp_path, history):

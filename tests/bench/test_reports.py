@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bench import records
@@ -183,7 +185,7 @@ def test_paper_records_are_shown_beside_the_published_numbers(results_dir):
     # an older code's cell is marked
     assert lines["lstm"][:8] == ["25.0 (1) †", "–", "25.4", "reproduced", "–", "–", "64.6", "–"]
     assert lines["gru"][2] == lines["gru"][6] == "–"  # not in the paper's table
-    assert "† from records older" in side
+    assert "† ran on an older code version" in side
     assert r"25.0 (1) $\dagger$" in (results_dir / "timescale" / "table.tex").read_text()
     # nothing older than its code: no dagger, no note
     (results_dir / "timescale" / "records" / f"{old.id}.json").unlink()
@@ -192,3 +194,63 @@ def test_paper_records_are_shown_beside_the_published_numbers(results_dir):
     # a quick run is not a reproduction: no side-by-side table for other profiles
     records.save_record(results_dir, _ct_record("hippo-legs", "100Hz->200Hz", 0, 0.8))
     assert "side by side" not in write_report(results_dir, "timescale", "quick")[0].read_text()
+
+
+def _git_repo(path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+    path.mkdir(parents=True)
+    git("init", "-q")
+    (path / "README").write_text("x")
+    git("add", "README")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    return git("rev-parse", "HEAD")
+
+
+def test_dirty_and_foreign_commit_records_are_marked_in_every_table(tmp_path):
+    from bench.models import get_model_entry
+
+    results_dir = tmp_path / "repo" / "results"
+    head = _git_repo(tmp_path / "repo")
+    envs = {"lstm": {"git_commit": head, "git_dirty": False},  # clean and in the history: no mark
+            "gru": {"git_commit": head, "git_dirty": True},  # a modified tree
+            "hippo-legs": {"git_commit": "8972413" + "0" * 33, "git_dirty": False}}  # not in the history
+    for model, env in envs.items():
+        for seed in (0, 1):
+            rec = _ct_record(model, "100Hz->200Hz", seed, 0.5)
+            rec.spec = replace(rec.spec, data={"time": "index", "train_hz": 1.0})  # and a training-rate table
+            rec.code_version = get_model_entry(model).code_version()  # current: no †
+            rec.id = records.run_id(rec.spec, rec.code_version)
+            rec.environment = env
+            records.save_record(results_dir, rec)
+    md = write_report(results_dir, "timescale")[0].read_text()
+    honest = md[:md.index("TRAINING rate")]
+    rows = {line.split("|")[1].strip(): line for line in honest.splitlines() if line.startswith("| ")}
+    assert "‡" not in rows["lstm"] and "§" not in rows["lstm"] and "†" not in rows["lstm"]
+    assert "50.0 ± 0.0 (2) ‡" in rows["gru"] and "50.0 ± 0.0 (2) §" in rows["hippo-legs"]
+    assert md.count("Marks: ‡ made from a modified working tree") >= 2
+    assert "§ its commit is not an ancestor of HEAD" in md and "Commits not checked" not in md
+    tex = (results_dir / "timescale" / "table.tex").read_text()
+    assert r"$\ddagger$" in tex and r"\S{}" in tex
+
+
+def test_funcapprox_records_of_an_older_harness_or_dirty_tree_are_marked(results_dir):
+    from hippo.funcapprox import CODE_VERSION
+
+    for n, (version, harness, dirty) in {8: (CODE_VERSION, records.HARNESS_VERSION, False),
+                                         16: (CODE_VERSION, "1", True)}.items():  # fmt: skip
+        spec = RunSpec(suite="funcapprox", task="funcapprox", dataset=None, condition=f"N={n}",
+                       model="legs", seed=0, profile="smoke", model_args={"N": n, "length": 100})  # fmt: skip
+        records.save_record(results_dir, RunRecord(
+            id=records.run_id(spec, version), spec=spec, code_version=version, status="ok", harness_version=harness,
+            metrics={"mse": 1e-3 / n, "steps_per_s": 1000.0}, environment={"git_commit": "abc", "git_dirty": dirty}))  # fmt: skip
+    md = write_report(results_dir, "funcapprox")[0].read_text()
+    mse = md[:md.index("online update speed")]
+    row = next(line for line in mse.splitlines() if line.startswith("| legs"))
+    n8, n16 = (c.strip() for c in row.split("|")[2:4])
+    assert n8 == "**0.000125 (1)**" and n16 == "**6.25e-05 (1) †‡**", row  # N=8 is current and clean
+    assert md.count("Marks: † ran on an older code version") == 2  # under both tables
+    assert "Commits not checked against HEAD" in md  # the results dir is not in a git repository

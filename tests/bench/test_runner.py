@@ -106,7 +106,8 @@ def test_kill_minus_nine_leaves_no_corrupt_record_and_rerun_completes(tmp_path, 
     cmd = [sys.executable, str(driver), "run", "--suite", "fake", "--profile", "smoke",
            "--results-dir", str(results_dir), "--device", "cpu"]  # fmt: skip
     folder = results_dir / "fake" / "records"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1])}  # this checkout's bench, not an installed one
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(folder.glob("*.json"))) < 2 and proc.poll() is None:
         time.sleep(0.05)
@@ -118,11 +119,102 @@ def test_kill_minus_nine_leaves_no_corrupt_record_and_rerun_completes(tmp_path, 
     for path in done:  # every record parses; a temporary file may remain, named so readers skip it
         json.loads(path.read_text())
         assert records.load_record(path).status == "ok"
-    assert all(p.name.startswith(".") for p in folder.iterdir() if p not in done)
-    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    # the claim of the run in progress stays (a rerun takes it over: its process is dead)
+    assert all(p.name.startswith(".") or p.suffix == ".claim" for p in folder.iterdir() if p not in done)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert len(list(folder.glob("*.json"))) == 6
+    assert len(list(folder.glob("*.json"))) == 6 and not list(folder.glob("*.claim"))
     assert rerun.stdout.count(" skip ") == len(done)
+
+
+CLAIM_DRIVER = """
+import os, sys
+sys.path.insert(0, {here!r})
+import bench_fakes
+bench_fakes.install()
+import bench.suites
+epochs = int(os.environ["FAKE_EPOCHS"])
+bench.suites.SUITES["fake"] = bench.suites.Suite("slow fake", lambda p, s, t, m: [
+    r.__class__(**{{**r.to_dict(), "train": {{**r.train, "epochs": epochs}}}})
+    for r in bench_fakes.fake_suite(p, [0, 1], t, models=("fake-gru",))], ("fake-gru",))
+from bench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _claim_driver(tmp_path, results_dir, epochs: int) -> tuple[list[str], dict[str, str]]:
+    driver = tmp_path / "claim_driver.py"
+    driver.write_text(CLAIM_DRIVER.format(here=str(HERE)))
+    cmd = [sys.executable, str(driver), "run", "--suite", "fake", "--profile", "smoke",
+           "--results-dir", str(results_dir), "--device", "cpu"]  # fmt: skip
+    # this checkout's bench (not an installed one), quick heartbeats so that waiting is short
+    env = {**os.environ, "PYTHONPATH": str(HERE.parents[1]), "FAKE_EPOCHS": str(epochs),
+           "BENCH_CLAIM_HEARTBEAT_S": "0.2"}  # fmt: skip
+    return cmd, env
+
+
+def _wait_for(condition, what: str, procs, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        for p in procs:
+            assert p.poll() is None, f"a suite ended before {what}: {p.stderr.read()[-3000:]}"
+        time.sleep(0.02)
+
+
+def _claims(folder: Path) -> list[dict]:
+    found = []
+    for p in folder.glob("*.claim"):
+        try:
+            found.append(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def _statuses(stdout: str) -> dict[str, int]:
+    return {s: stdout.count(f"] {s} ") for s in ("ok", "failed", "skip", "claimed")}
+
+
+def test_two_bench_runs_on_one_results_dir_train_each_run_once(tmp_path, results_dir):
+    """Two `bench run` of the suite at once: each skips the run the other is training, waits
+    for its record (progress status `claimed`) and trains only what nobody claimed."""
+    cmd, env = _claim_driver(tmp_path, results_dir, epochs=60)
+    folder = results_dir / "fake" / "records"
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    outs = [p.communicate(timeout=600) for p in (first, second)]
+    for p, (_, err) in zip((first, second), outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    counts = [_statuses(out) for out, _ in outs]
+    assert counts[0]["ok"] + counts[1]["ok"] == 4, outs  # every run trained once, by one of them
+    for c in counts:
+        assert c["ok"] + c["skip"] + c["claimed"] == 4 and not c["failed"], outs
+    assert counts[0]["claimed"] + counts[1]["claimed"] >= 1, outs  # they did overlap
+    assert "claimed by another process" in outs[0][0] + outs[1][0]
+    assert len(list(folder.glob("*.json"))) == 4 and not list(folder.glob("*.claim*"))
+
+
+def test_a_killed_claimant_s_run_is_taken_over(tmp_path, results_dir):
+    """kill -9 leaves the claim of the run in progress; a `bench run` beside it (same host, the
+    claimant's pid dead) takes it over and finishes the suite; no claim is left behind."""
+    cmd, env = _claim_driver(tmp_path, results_dir, epochs=60)
+    folder = results_dir / "fake" / "records"
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                             start_new_session=True)  # fmt: skip
+    second = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    _wait_for(lambda: {c.get("pid") for c in _claims(folder)} >= {first.pid, second.pid}, "a claim of each",
+              [first, second])  # fmt: skip
+    os.kill(first.pid, signal.SIGKILL)  # our own child, by pid, while it trains a claimed run
+    first.wait()
+    done_by_first = len(list(folder.glob("*.json")))
+    assert any(c.get("pid") == first.pid for c in _claims(folder))  # its claim is left behind
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err[-3000:]
+    counts = _statuses(out)
+    assert counts["ok"] == 4 - done_by_first and counts["ok"] + counts["skip"] + counts["claimed"] == 4, out
+    assert all(records.load_record(p).status == "ok" for p in folder.glob("*.json"))
+    assert len(list(folder.glob("*.json"))) == 4 and not list(folder.glob("*.claim*"))
 
 
 def test_runs_flush_subnormal_floats_and_say_so(fakes, results_dir, monkeypatch):

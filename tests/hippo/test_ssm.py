@@ -72,7 +72,7 @@ def test_legs_normal_part_is_minus_half_plus_skew():
 
 @pytest.mark.parametrize("N", [8, 64])
 def test_s4d_legs_eigenvalues_match_numpy(N):
-    A, B = s4d_init("legs", N)
+    A, B = s4d_init("legs", N, B_clip=None)
     Aleg, Bleg = transition("legs", N)
     P = np.sqrt(np.arange(N) + 0.5)
     lam = np.linalg.eigvals(Aleg.numpy() + np.outer(P, P))  # independent: general eig
@@ -81,6 +81,21 @@ def test_s4d_legs_eigenvalues_match_numpy(N):
     assert np.allclose(A.imag.numpy(), pos, atol=1e-8)
     # B = V^H B_legs: together with the conjugate half it reconstructs |B_legs|^2
     assert abs(2 * (B.abs() ** 2).sum().item() - (Bleg ** 2).sum().item()) < 1e-6 * N * N
+
+
+def test_s4d_legs_b_is_clipped_as_s4():
+    """s4's nplr('legs', N, B_clip=2.0) clips Im(V^H B) to [-2, 2]; the real part is kept.
+    At N = 64 s4's B has sum |B|^2 = 74.87 (unclipped: N^2 / 2 = 2048, max |B| 40.75)."""
+    exact = s4d_init("legs", 64, B_clip=None)[1]
+    A, B = s4d_init("legs", 64)
+    assert torch.equal(A, s4d_init("legs", 64, B_clip=None)[0])
+    assert B.imag.abs().max().item() == pytest.approx(2.0) and exact.imag.abs().max() > 40
+    assert torch.equal(B.real, exact.real)
+    assert torch.equal(B.imag, exact.imag.clamp(-2, 2))
+    assert (B.abs() ** 2).sum().item() == pytest.approx(74.8735, abs=1e-3)
+    assert s4d_init("legs", 64, B_clip=0.5)[1].imag.abs().max().item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="B_clip"):
+        s4d_init("legs", 8, B_clip=0.0)
 
 
 def test_s4d_closed_form_inits():

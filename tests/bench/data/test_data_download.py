@@ -328,3 +328,63 @@ def test_cache_version_is_part_of_both_cache_keys(tmp_path, monkeypatch):
     setup()
     assert (len(parsed), len(processed)) == (4, 2)  # stale arrays were not reused
     assert sum("-vbumped-" in p.name for p in (tmp_path / "cache").iterdir()) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_a_damaged_cache_is_rebuilt_with_a_one_line_warning(tmp_path, monkeypatch, damage):
+    """Caches are derived data: a truncated .pt or .npz warns once each and is rebuilt (the
+    same arrays as before), and the rebuilt files load again without a warning."""
+    import warnings
+
+    import torch
+
+    from bench.records import BenchWarning
+
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "data" / "Toy"
+    folder.mkdir(parents=True)
+    for i, split in enumerate(("TRAIN", "TEST")):
+        (folder / f"Toy_{split}.ts").write_text(toy_ts(i))
+
+    def setup() -> dict:
+        dm = UEADataModule("Toy", folder.parent, download=False)
+        dm.setup()
+        return dm._data
+
+    first = setup()
+    caches = sorted((tmp_path / "cache").iterdir())
+    assert sorted(p.suffix for p in caches) == [".npz", ".pt"]  # and no temporary file left beside them
+    for path in caches:
+        size = path.stat().st_size
+        if damage == "truncate":
+            with open(path, "r+b") as f:
+                f.truncate(size // 2)
+        else:
+            path.write_bytes(b"\0" * 64)
+    with pytest.warns(BenchWarning) as caught:
+        again = setup()
+    messages = [str(w.message) for w in caught if issubclass(w.category, BenchWarning)]
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]  # no file left open
+    assert len(messages) == 2 and all("\n" not in m and "rebuilding it" in m for m in messages), messages
+    assert {Path(m.split()[1]).suffix for m in messages} == {".npz", ".pt"}
+    for key in ("values", "labels", "mask"):
+        if key in first:
+            assert torch.equal(torch.as_tensor(first[key]), torch.as_tensor(again[key]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        setup()  # rebuilt: loads cleanly
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [p.name for p in caches]
+
+
+def test_write_cache_leaves_nothing_when_the_write_fails(tmp_path):
+    target = tmp_path / "x.pt"
+
+    def boom(f) -> None:
+        f.write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        paths.write_cache(target, boom)
+    assert list(tmp_path.iterdir()) == []
+    paths.write_cache(target, lambda f: f.write(b"whole"))
+    assert target.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [target]
