@@ -46,7 +46,7 @@ from bench.models.base import check_sizes, last_valid, observed_lengths, weight_
 
 from .cde_path import cde_coefficients
 from .common import check_choice, check_penalty
-from .fixed_step import TABLEAUX, rk_step, rk_step_backward
+from .fixed_step import TABLEAUX, Tableau, rk_step, rk_step_backward
 
 BACKENDS = ("auto", "fast", "autograd")
 
@@ -158,11 +158,15 @@ class _FieldTape:
         grad_in = torch.addmm(grad_g, both, self.u_rz, beta=-1).addcmul_(grad_gated, r)
         return grad_in if inside is None else grad_in.mul_(inside)
 
-    def inside_clamp(self) -> list[Tensor] | None:
-        """Per stage ``(B, H)``: 1 where the clamp let h through (torch's clamp passes the gradient
-        at the bounds too), 0 where it clipped; None when it clipped nowhere."""
+    def inside_clamp(self) -> list[Tensor | None]:
+        """Per stage, ``(B, H)``: 1 where the clamp let h through (torch's clamp passes the
+        gradient at the bounds too), 0 where it clipped; None where it clipped nowhere."""
         inside = torch.stack(self.inputs) == self.clamped
-        return None if bool(inside.all()) else list(inside.to(self.clamped.dtype).unbind(0))
+        clipped = (~inside.flatten(1).all(1)).tolist()
+        if not any(clipped):
+            return [None] * len(clipped)
+        masks = inside.to(self.clamped.dtype).unbind(0)
+        return [m if c else None for m, c in zip(masks, clipped, strict=True)]
 
     def parameter_grads(self, grad_rz: Tensor, grad_h: Tensor) -> list[Tensor]:
         """``[dL/du_rz, dL/du_h]`` summed over all stages (``grad_rz`` ``(N, B, 2H)``, ``grad_h``
@@ -212,13 +216,12 @@ class _GRUODESolve(torch.autograd.Function):
                          grad_rz.unbind(0), strict=True))  # fmt: skip
         slots_h = grad_h.unbind(0)
         inside = tape.inside_clamp()
-        inside_at = [None] * calls if inside is None else inside
         coefs = coefs.unbind(0)
         per_step = len(_RK4.coefficients)
         knot_grads = grad_out.unbind(1)
 
         def stage_backward(n: int, g: Tensor) -> Tensor:
-            return tape.backward(n, g, slots[n], slots_h[n], inside_at[n])
+            return tape.backward(n, g, slots[n], slots_h[n], inside[n])
 
         grad = knot_grads[-1]
         for s in reversed(range(calls // 4)):
@@ -228,7 +231,7 @@ class _GRUODESolve(torch.autograd.Function):
         return (grad_rz, grad_h, None, grad, *tape.parameter_grads(grad_rz, grad_h))
 
 
-def _coefficient_stages(tableau) -> list[int]:
+def _coefficient_stages(tableau: Tableau) -> list[int]:
     """Per coefficient number of ``tableau``, the stage j whose k_j it multiplies."""
     stages = [0] * len(tableau.coefficients)
     for row in (*tableau.stage_terms, tableau.output_terms):
@@ -237,7 +240,7 @@ def _coefficient_stages(tableau) -> list[int]:
     return stages
 
 
-def _dense_tableau(tableau, like: Tensor) -> tuple[Tensor, Tensor]:
+def _dense_tableau(tableau: Tableau, like: Tensor) -> tuple[Tensor, Tensor]:
     """``tableau``'s matrix ``(F, F)`` and weights ``(F,)`` as tensors of ``like``'s dtype."""
     matrix = like.new_zeros(len(tableau.nodes), len(tableau.nodes))
     weights = like.new_zeros(len(tableau.nodes))
