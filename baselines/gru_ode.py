@@ -19,7 +19,7 @@ autograd, the reference. ``"fast"`` (the default): the x-part and every stage's 
 whole solve at once, then the h-part without autograd, with the hand-written exact reverse-mode
 derivative of the discrete solve (through the clamp, the gates, ``r * h`` and the rk4
 combination) and the U gradients formed at the end in one matmul each, as
-:mod:`baselines.fixed_step` does for the Neural CDE: about 2.7x faster per training step at the
+:mod:`baselines.fixed_step` does for the Neural CDE: about 3x faster per training step at the
 reference size (``benchmarks/test_bench_ode.py``). The two agree to float rounding, outputs and
 every gradient, and both agree with ``torchcde.cdeint`` with the same vector field (the tests),
 so the fast backend kept ``code_version`` "1". Like the Neural CDE's, the fast solve treats the
