@@ -2,22 +2,26 @@
 paths they replaced, side by side on the same model and batch.
 
 Reference sizes (the Neural CDE experiments' CharacterTrajectories setting): batch 32, 182 steps,
-3 channels, 20 classes, hidden 32, vector field 32 wide x 3 hidden layers, rk4 one step per
-sample (NCDE) or per gap (ODE-RNN). One step = forward + backward + Adam, on random fully
-observed data (speed does not depend on the values); the spline coefficients are computed once
-outside the timed step, as the data modules do.
+3 channels, 20 classes, hidden 32, vector field 32 wide x 3 hidden layers (GRU-ODE: hidden 47),
+rk4 one step per sample (NCDE, GRU-ODE) or per gap (ODE-RNN). One step = forward + backward +
+Adam, on random fully observed data (speed does not depend on the values); the spline
+coefficients are computed once outside the timed step, as the data modules do.
 
 - ``ncde``: ``backend="fast"`` (baselines.fixed_step) against ``backend="torchcde"``
   (torchcde.cdeint -> torchdiffeq).
 - ``ode-rnn``: the model's forward (hand-written reverse pass) against the implementation it
   replaced, kept below as :func:`autograd_ode_rnn_logits`: the same arithmetic step by step
   through autograd.
+- ``gru-ode``: ``backend="fast"`` against ``backend="autograd"`` (the rk4 loop through
+  autograd), at the model's reference size: hidden 47, path ``[time, 3 values]``.
 
 The ``interleaved`` tests alternate the two paths call by call, so drift in a shared machine's
 speed hits both; their ``extra_info`` (and ``-s`` output) holds each one's median and the ratio.
 Run::
 
     PYTHONPATH=. python -m pytest benchmarks/test_bench_ode.py -m benchmark -s
+
+(``-k gru-ode`` and the like pick one model.)
 
 With the default two threads on a busy 2-core machine the replaced paths can be many times
 slower still: MKL's tanh forks threads even for 32 x 32 inputs and each fork waits for a core
@@ -37,6 +41,7 @@ import torch.nn.functional as F
 
 from baselines.cde_path import cde_coefficients
 from baselines.common import gru_step
+from baselines.gru_ode import GRUODE
 from baselines.ncde import NeuralCDE
 from baselines.ode_rnn import ODERNN
 from bench.data import SequenceBatch
@@ -116,12 +121,22 @@ def ode_rnn_step(path: str, batch: SequenceBatch) -> Callable[[], float]:
     return train_step(model, batch, lambda b: autograd_ode_rnn_logits(model, b))
 
 
-PATHS = {"ncde": (ncde_step, ("fast", "torchcde")), "ode-rnn": (ode_rnn_step, ("fast", "autograd"))}
+def gru_ode_step(backend: str, batch: SequenceBatch) -> Callable[[], float]:
+    torch.manual_seed(0)
+    return train_step(GRUODE(C, K, backend=backend), batch)
+
+
+PATHS = {
+    "ncde": (ncde_step, ("fast", "torchcde")),
+    "ode-rnn": (ode_rnn_step, ("fast", "autograd")),
+    "gru-ode": (gru_ode_step, ("fast", "autograd")),
+}
+SIZES = {"ncde": "hidden 32, 32 x 3", "ode-rnn": "hidden 32, 32 x 3", "gru-ode": "hidden 47"}
 
 
 @pytest.mark.parametrize(("model", "path"), [(m, p) for m, (_, ps) in PATHS.items() for p in ps])
 def test_train_step(benchmark, model: str, path: str) -> None:
-    benchmark.group = f"{model} train step: batch {B}, {L} steps, hidden 32, 32 x 3"
+    benchmark.group = f"{model} train step: batch {B}, {L} steps, {SIZES[model]}"
     step = PATHS[model][0](path, make_batch())
     loss = benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=2)
     assert loss == loss  # finite (not NaN)
