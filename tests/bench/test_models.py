@@ -45,10 +45,10 @@ _batches: dict[tuple[str, tuple[str, ...]], SequenceBatch] = {}
 
 
 @pytest.fixture(scope="module")
-def real_batch():
+def real_batch(require_data):
     """``get(time, extras) -> SequenceBatch``: 8 real training series, cropped, cached per key."""
     if not (DATA_DIR / "CharacterTrajectories").is_dir():
-        pytest.skip(f"CharacterTrajectories not found under {DATA_DIR} (set BENCH_DATA_DIR)")
+        require_data(f"CharacterTrajectories not found under {DATA_DIR} (set BENCH_DATA_DIR)")
 
     def get(time: str, extras: dict) -> SequenceBatch:
         key = (time, tuple(extras))
