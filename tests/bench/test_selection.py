@@ -19,10 +19,19 @@ def first_argmax(values: list[float]) -> int:
     return values.index(max(values))
 
 
-@pytest.mark.parametrize(("train_hz", "eval_hz", "best", "best_at_eval"), [(0.5, 1.0, 1, 2), (1.0, 0.5, 2, 1)])
+# (training rate, evaluation rate, epoch best at the first, epoch best at the second)
+CONDITIONS = [(0.5, 1.0, 1, 2), (1.0, 0.5, 2, 1)]
+
+
+@pytest.mark.parametrize(("train_hz", "eval_hz", "best", "best_at_eval"), CONDITIONS)
 def test_the_record_holds_the_selected_epochs_accuracies(fakes, results_dir, train_hz, eval_hz, best, best_at_eval):
     assert fakes.SCRIPT_RATES == EVAL_RATES  # the curve's rates are the suites'
     (record,) = run_suite([fakes.scripted_spec(train_hz, eval_hz)], results_dir, interactive=False).records
+    check_selected(record, fakes, train_hz, eval_hz, best, best_at_eval)
+
+
+def check_selected(record, fakes, train_hz: float, eval_hz: float, best: int, best_at_eval: int) -> None:
+    """A scripted run's record holds the accuracies of the epochs each rule selects."""
     assert record.status == "ok", record.error
     history, metrics, epochs = record.history, record.metrics, range(fakes.SCRIPT_EPOCHS)
     assert [e["epoch"] for e in history] == list(epochs)
