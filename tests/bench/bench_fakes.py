@@ -1,8 +1,8 @@
 """Tiny stand-ins for the harness tests: a GRU classifier, failing models, a synthetic data module.
 
 ``install(monkeypatch=None)`` registers the models, routes dataset ``"fake"`` to
-:class:`FakeDataModule` and adds suite ``"fake"`` (two conditions x models x seeds, seconds
-to run). Used in-process by the tests and by the subprocess driver in the kill -9 test.
+:class:`FakeDataModule` and ``"scripted"`` to :class:`ScriptedDataModule`, and adds suite
+``"fake"`` (two conditions x models x seeds, seconds to run). Used in-process by the tests and by the subprocess driver in the kill -9 test.
 """
 
 from __future__ import annotations
@@ -120,7 +120,89 @@ class FakeDataModule:
                 "train_time_scale": self.train_time_scale, "eval_time_scale": self.eval_time_scale}
 
 
-FAKE_MODELS = {"fake-gru": FakeGRU, "fake-nan": FakeNaN, "fake-crash": FakeCrash, "fake-clock": FakeClock}
+# The scripted task (model selection as the tables use it): how many of SCRIPT_N examples the
+# weights trained for ``epoch + 1`` epochs get right, per split and rate. Validation peaks early
+# and then falls, at a different epoch at each rate, with a tie that the earliest epoch must win;
+# the test counts differ at every (rate, epoch) and from validation's, so a test accuracy names
+# the weights, the rate and the split it was measured with.
+SCRIPT_RATES = (0.25, 0.375, 0.5, 0.75, 1.0)  # bench.suites.EVAL_RATES
+SCRIPT_EPOCHS = 5
+SCRIPT_N = 40
+SCRIPT_VAL = {0.5: (8, 30, 12, 30, 10), 1.0: (6, 14, 33, 33, 9)}  # peaks: epoch 1 and epoch 2
+
+
+def script_correct(split: str, hz: float, epoch: int) -> int:
+    """Examples of ``split`` at rate ``hz`` that the weights after ``epoch`` (0-based) classify right."""
+    r = SCRIPT_RATES.index(hz)
+    if split == "val":
+        return SCRIPT_VAL[hz][epoch] if hz in SCRIPT_VAL else 20 + epoch
+    if split == "test":
+        return 2 + 7 * r + epoch  # 2..34: distinct for every (rate, epoch)
+    return SCRIPT_N // 2
+
+
+def script_acc(split: str, hz: float, epoch: int) -> float:
+    return script_correct(split, hz, epoch) / SCRIPT_N
+
+
+class ScriptedModel(nn.Module):
+    """Weights that say how long they trained: a buffer counts training steps, and in eval mode
+    the model gets :func:`script_correct` examples right for the split and rate it is shown
+    (:class:`ScriptedDataModule` writes them into the values). Restoring an epoch's
+    ``state_dict`` restores that epoch's accuracies. A bias keeps the loss trainable."""
+
+    code_version = "1"
+    batch_extras: dict = {}
+
+    def __init__(self, num_inputs: int, num_classes: int, steps_per_epoch: int = 2):
+        super().__init__()
+        self.config = {"steps_per_epoch": steps_per_epoch}
+        self.num_classes, self.steps_per_epoch = num_classes, steps_per_epoch
+        self.bias = nn.Parameter(torch.zeros(num_classes))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        if self.training:
+            self.steps += 1
+            predicted = batch.labels
+        else:
+            epoch = int(self.steps) // self.steps_per_epoch - 1
+            split = ("train", "val", "test")[int(batch.values[0, 0, 0])]
+            right = script_correct(split, float(batch.values[0, 0, 1]), epoch)
+            wrong = batch.values[:, 0, 2] >= right  # (B,) the item's index in its split
+            predicted = torch.where(wrong, (batch.labels + 1) % self.num_classes, batch.labels)
+        return 10.0 * nn.functional.one_hot(predicted, self.num_classes).float() + self.bias
+
+
+class ScriptedDataModule(FakeDataModule):
+    """SCRIPT_N series per split whose values carry (split code, rate, index in the split)."""
+
+    def _items(self, split: str, hz: float, scale: float = 1.0) -> list[dict]:
+        length = max(2, int(8 * hz))
+        code = ("train", "val", "test").index(split)
+        return [
+            {"values": torch.tensor([code, hz, i], dtype=torch.float32).expand(length, 3),
+             "times": scale * torch.arange(length, dtype=torch.float32),
+             "mask": torch.ones(length, 3, dtype=torch.bool), "lengths": torch.tensor(length),
+             "labels": torch.tensor(i % 3)}
+            for i in range(SCRIPT_N)
+        ]  # fmt: skip
+
+    num_inputs = 3
+
+
+def scripted_spec(train_hz: float, eval_hz: float, seed: int = 0) -> RunSpec:
+    """A run of the scripted task as the timescale suite runs it: both selections, the rate curve."""
+    train = dict(epochs=SCRIPT_EPOCHS, batch_size=SCRIPT_N // 2, lr=1e-2, eval_rates=list(SCRIPT_RATES),
+                 throughput_warmup=0, throughput_iters=0)  # fmt: skip
+    return RunSpec(suite="fake", task="classification", dataset="scripted", condition=f"{train_hz}->{eval_hz}",
+                   model="fake-scripted", seed=seed, profile="smoke",
+                   data={"train_hz": train_hz, "eval_hz": eval_hz, "time": "index"}, train=train,
+                   model_args={"steps_per_epoch": 2})  # fmt: skip
+
+
+FAKE_MODELS = {"fake-gru": FakeGRU, "fake-nan": FakeNaN, "fake-crash": FakeCrash, "fake-clock": FakeClock,
+               "fake-scripted": ScriptedModel}  # fmt: skip
 
 
 def fake_suite(profile: str, seeds, time: str = "index", models=("fake-gru", "fake-nan")) -> list[RunSpec]:
@@ -159,7 +241,8 @@ def install(monkeypatch: Any = None) -> None:
     real = bench.runner.make_datamodule
 
     def make_datamodule(name: str, **kwargs: Any) -> Any:
-        return FakeDataModule(**kwargs) if name == "fake" else real(name, **kwargs)
+        fake = {"fake": FakeDataModule, "scripted": ScriptedDataModule}.get(name)
+        return fake(**kwargs) if fake is not None else real(name, **kwargs)
 
     suite = Suite("fake suite for tests", fake_suite, ("fake-gru", "fake-nan"), TIME_MODES)
     if monkeypatch is None:

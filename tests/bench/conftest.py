@@ -27,9 +27,10 @@ def results_dir(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The real datasets: $BENCH_DATA_DIR, else <repo>/../shared/data; tests needing it skip otherwise."""
+def data_dir(require_data) -> Path:
+    """The real datasets: $BENCH_DATA_DIR, else <repo>/../shared/data; tests needing it skip
+    otherwise (fail under CI=true)."""
     path = Path(os.environ.get("BENCH_DATA_DIR", REPO.parent / "shared" / "data"))
     if not (path / "CharacterTrajectories").exists():
-        pytest.skip(f"real data not found in {path}")
+        require_data(f"real data not found in {path}")
     return path

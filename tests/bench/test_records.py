@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
+from dataclasses import fields, replace
+from pathlib import Path
 
 import pytest
 
 from bench import records
 from bench.records import RunRecord, RunSpec
 
+REPO = Path(__file__).resolve().parents[2]
 SPEC = RunSpec(suite="s", task="classification", dataset="fake", condition="c", model="m", seed=0,
                profile="smoke", data={"train_hz": 0.5}, train={"epochs": 1}, model_args={"hidden_size": 8})  # fmt: skip
 
@@ -21,6 +23,45 @@ def test_run_id_is_stable_and_sensitive_to_spec_and_code_version():
     assert records.run_id(SPEC, "1") != records.run_id(replace(SPEC, seed=1), "1")
     assert records.run_id(SPEC, "1") != records.run_id(replace(SPEC, train={"epochs": 2}), "1")
     assert len(records.run_id(SPEC, "1")) == 16
+
+
+def changed(value):
+    """Another value of a spec field's type: a string, an int or a dict."""
+    if isinstance(value, dict):
+        return {**value, "added": 1}
+    return value + 1 if isinstance(value, int) else f"{value}-other"
+
+
+@pytest.mark.parametrize("name", [f.name for f in fields(RunSpec)])
+def test_every_spec_field_joins_the_run_id(name):
+    value = getattr(SPEC, name)
+    assert records.run_id(replace(SPEC, **{name: changed(value)}), "1") != records.run_id(SPEC, "1")
+    if isinstance(value, dict):  # a changed value inside it, too
+        for key in value:
+            other = replace(SPEC, **{name: {**value, key: changed(value[key])}})
+            assert records.run_id(other, "1") != records.run_id(SPEC, "1"), (name, key)
+
+
+def test_the_harness_version_joins_the_run_id_and_key_order_does_not(monkeypatch):
+    before = records.run_id(SPEC, "1")
+    monkeypatch.setattr(records, "HARNESS_VERSION", "next")
+    assert records.run_id(SPEC, "1") != before
+    monkeypatch.undo()
+    assert records.run_id(SPEC, "1") == before
+    shuffled = replace(SPEC, data={"b": 2, "a": 1}, train={"lr": 0.1, "epochs": 3})
+    ordered = replace(SPEC, data={"a": 1, "b": 2}, train={"epochs": 3, "lr": 0.1})
+    assert records.run_id(shuffled, "1") == records.run_id(ordered, "1")
+
+
+def test_every_committed_record_is_named_by_its_spec_code_and_harness_version(monkeypatch):
+    """The ids of results/ stay what they are: a change to how an id is computed would rerun
+    (or orphan) every committed run."""
+    paths = sorted(REPO.glob("results/**/records/*.json"))
+    assert len(paths) > 100
+    for path in paths:
+        record = records.load_record(path)
+        monkeypatch.setattr(records, "HARNESS_VERSION", record.harness_version)
+        assert records.run_id(record.spec, record.code_version) == record.id == path.stem, path
 
 
 def test_record_round_trip_and_nan_as_null(tmp_path):

@@ -72,6 +72,17 @@ def test_changed_spec_or_code_version_reruns(fakes, results_dir, monkeypatch):
     assert bumped.skipped == 0 and bumped.records[0].id != first.records[0].id
 
 
+def test_a_record_of_an_older_harness_is_rerun_not_reused(fakes, results_dir, monkeypatch):
+    specs = fakes.clock_specs(["fake-gru"])  # two conditions, one computation (it ignores the clock)
+    (old,) = run_suite(specs[:1], results_dir, device="cpu", interactive=False).records
+    monkeypatch.setattr(records, "HARNESS_VERSION", "next")
+    again = run_suite(specs, results_dir, device="cpu", interactive=False)
+    new, copy = again.records
+    assert again.skipped == 0 and new.id != old.id and new.reused_from is None  # it ran again
+    assert copy.reused_from == new.id and again.reused == 1  # the copy is of the new run
+    assert records.finished_record(results_dir, "fake", old.id) is not None  # the old one stays
+
+
 def test_accelerator_joins_the_id_so_cpu_records_do_not_resume_cuda_runs(fakes, results_dir):
     specs = fakes.fake_suite("smoke", [0], models=("fake-gru",))[:1]
     funcapprox = replace(specs[0], task="funcapprox")
