@@ -200,7 +200,7 @@ def print_result(result: object, results_dir: Path, suite: str) -> None:
 
     if global_rank() != 0:  # other DDP ranks: rank 0 reports
         return
-    print(summary_table(result.records))
+    print(summary_table(result.records, result.skipped_ids))
     if result.report_paths:
         print(f"report: {result.report_paths[0].parent}")
     elif result.report_note:

@@ -163,7 +163,7 @@ def nightly(
         if global_rank() == 0:
             from bench.progress import summary_table
 
-            print(summary_table(result.records))
+            print(summary_table(result.records, result.skipped_ids))
         outcomes.append(SuiteOutcome(suite, result.records, result.skipped, time.perf_counter() - start))
     if global_rank() != 0:  # other DDP ranks: rank 0 compares and writes the summary
         return 0

@@ -162,14 +162,21 @@ class EpochProgress(L.Callback):
             self.run_log.info("epoch %s", {k: round(v, 5) if isinstance(v, float) else v for k, v in entry.items()})
 
 
-def summary_table(recs: list[RunRecord]) -> str:
-    """One line per run: model, condition, seed, status and headline metric (plain text)."""
+def summary_table(recs: list[RunRecord], skipped: set[str] | frozenset[str] = frozenset()) -> str:
+    """One line per run: model, condition, seed, status and headline metric (plain text).
+
+    Runs in ``skipped`` (their record existed before this command) say so, without their
+    earlier training time."""
     from tabulate import tabulate
 
+    def status(r: RunRecord) -> str:
+        if r.id in skipped:
+            return "skipped (record exists)"
+        return f"ok = {r.reused_from}" if r.reused_from else r.status
+
     rows = [
-        (r.spec.model, r.spec.condition, r.spec.seed, f"ok = {r.reused_from}" if r.reused_from else r.status,
-         headline(r),
-         "" if r.train_seconds is None else f"{r.train_seconds:.1f}")
+        (r.spec.model, r.spec.condition, r.spec.seed, status(r), headline(r),
+         "" if r.train_seconds is None or r.id in skipped else f"{r.train_seconds:.1f}")
         for r in recs
     ]  # fmt: skip
     return tabulate(rows, headers=["model", "condition", "seed", "status", "result", "train s"])

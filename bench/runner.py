@@ -453,6 +453,7 @@ class SuiteResult:
     executor: dict[str, Any] = dataclasses.field(default_factory=dict)
     report_paths: list[Path] = dataclasses.field(default_factory=list)
     report_note: str | None = None
+    skipped_ids: set[str] = dataclasses.field(default_factory=set)  # records that existed already
 
     @property
     def failed(self) -> list[RunRecord]:
@@ -500,12 +501,14 @@ def run_suite(
     rank = global_rank()
     found: list[RunRecord | None] = [None] * len(specs)
     skipped = 0
+    skipped_ids: set[str] = set()
     with SuiteProgress(len(specs), title, interactive if rank == 0 else False) as progress:
         todo = []
         for i, spec in enumerate(specs):
             done = finished(spec, results_dir) if resume else None
             if done is not None:
                 skipped += 1
+                skipped_ids.add(done.id)
                 found[i] = done
                 progress.run_finished(done, skipped=True, seconds=0.0)
             elif rank == 0 or get_task(spec.task).trains:  # other ranks join training runs only
@@ -603,7 +606,7 @@ def run_suite(
                         ready.append(i)
                 if ready:
                     waiting = (waiting - set(ready)) | run_batch(ready)
-    return SuiteResult([r for r in found if r is not None], skipped, reused)
+    return SuiteResult([r for r in found if r is not None], skipped, reused, skipped_ids=skipped_ids)
 
 
 def _rid(spec: RunSpec) -> str:

@@ -330,3 +330,15 @@ def test_a_run_line_gives_the_runs_own_time_and_the_eta_the_suites_pace(fakes, r
     first, second = capsys.readouterr().out.splitlines()[1:]
     assert "(ran 20m58s; elapsed" in first and "(ran 20m58s; elapsed" in second
     assert second.endswith("eta 21m05s)")  # 2 runs left at the suite's pace, (1256 + 9.7) / 2 s a run
+
+
+def test_the_summary_says_which_runs_were_skipped(fakes, results_dir):
+    from bench.progress import summary_table
+
+    specs = fakes.fake_suite("smoke", seeds=[0], models=["fake-gru"])
+    first = run_suite(specs, results_dir, interactive=False)
+    assert "skipped" not in summary_table(first.records, first.skipped_ids)
+    again = run_suite(specs, results_dir, interactive=False)
+    text = summary_table(again.records, again.skipped_ids)
+    assert again.skipped_ids == {r.id for r in first.records}
+    assert text.count("skipped (record exists)") == len(specs) and "ok " not in text
