@@ -114,4 +114,4 @@ _DEEP_SSM = "bench.models.deep_ssm"
 register_model("s4d", f"{_DEEP_SSM}:S4DClassifier", "S4D (diagonal SSM, S4D-LegS init), 4 layers, FFT convolution", init="legs")
 register_model("s4d-lin", f"{_DEEP_SSM}:S4DClassifier", "S4D with S4D-Lin init (-1/2 + i pi n)", init="lin")
 register_model("lssl", f"{_DEEP_SSM}:LSSLClassifier", "LSSL, fixed HiPPO-LegS A (learned dt, C, D), dense kernel")
-register_model("mamba", f"{_DEEP_SSM}:MambaClassifier", "Mamba-style selective SSM (S4D-Real A, pure-torch scan)")
+register_model("mamba", f"{_DEEP_SSM}:MambaClassifier", "Mamba-style selective SSM (S4D-Real A, compiled CPU scan)")
