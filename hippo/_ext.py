@@ -81,7 +81,7 @@ def _compile_and_load() -> ctypes.CDLL:
     path = cpp_extension.load(
         name=name,
         sources=[str(p) for p in SOURCES],
-        extra_cflags=["-O3"],
+        extra_cflags=["-O3", "-Wno-psabi"],
         build_directory=str(build_dir),
         is_python_module=False,
         with_cuda=False,
