@@ -12,6 +12,11 @@
   it is no dependency of this project), and a whole ``mamba`` training step at the quick size
   (d_model 64, 4 layers, batch 64, L 182) with ``scan="auto"`` (compiled on CPU) against
   ``scan="fast"``;
+- a whole ``s4d`` training step (4 layers, d_model 128, batch 64, CharacterTrajectories at
+  200 Hz: 182 steps, 3 channels, 20 classes) against the same body with its mixers replaced by
+  :class:`S4RefLayer`, a re-implementation of state-spaces/s4's standalone S4D layer
+  (``models/s4/s4d.py``: its Vandermonde kernel through a materialised (H, N/2, L) exponential,
+  ``irfft(rfft(u, n=2L) * rfft(k, n=2L))``, GELU, its tied dropout, a width-1 Conv1d + GLU);
 - the training step of ``s4d`` against ``lstm`` is in ``test_bench_models.py`` (the reference sizes).
 
 Each pair shares a pytest-benchmark group, so the table shows them side by side. Run the
@@ -205,3 +210,114 @@ def test_mamba_train_step_interleaved(benchmark):
                        f"{QUICK_LAYERS} layers, batch {SCAN_B}, L {SCAN_L}")
     _interleave(benchmark, {"auto": _mamba_train_step("auto"), "fast": _mamba_train_step("fast")},
                 rounds=5, base="auto")
+
+
+# ---- S4D against state-spaces/s4's own layer --------------------------------------------------
+class S4RefLayer(torch.nn.Module):
+    """state-spaces/s4 ``models/s4/s4d.py`` (``S4D`` with its ``S4DKernel``, S4D-Lin init),
+    re-implemented line by line, with ``transposed=False``: (B, L, H) -> (B, L, H). Its
+    ``DropoutNd`` (one mask per (batch, channel), tied over time) is written out."""
+
+    def __init__(self, H: int, N: int = 64, dropout: float = 0.1, dt_min: float = 1e-3,
+                 dt_max: float = 1e-1):
+        super().__init__()
+        nn = torch.nn
+        self.log_dt = nn.Parameter(torch.rand(H) * (math.log(dt_max) - math.log(dt_min))
+                                   + math.log(dt_min))
+        self.C = nn.Parameter(torch.view_as_real(torch.randn(H, N // 2, dtype=torch.cfloat)))
+        self.log_A_real = nn.Parameter(torch.log(0.5 * torch.ones(H, N // 2)))
+        self.A_imag = nn.Parameter(math.pi * torch.arange(N // 2).float().expand(H, -1).clone())
+        self.D = nn.Parameter(torch.randn(H))
+        self.p = dropout
+        self.output_linear = nn.Sequential(nn.Conv1d(H, 2 * H, kernel_size=1), nn.GLU(dim=-2))
+
+    def kernel(self, L: int) -> torch.Tensor:
+        dt = torch.exp(self.log_dt)
+        C = torch.view_as_complex(self.C)
+        A = -torch.exp(self.log_A_real) + 1j * self.A_imag
+        dtA = A * dt.unsqueeze(-1)
+        K = dtA.unsqueeze(-1) * torch.arange(L, device=A.device)
+        C = C * (torch.exp(dtA) - 1.0) / A
+        return 2 * torch.einsum("hn, hnl -> hl", C, torch.exp(K)).real
+
+    def forward(self, u: torch.Tensor, mult: torch.Tensor) -> torch.Tensor:
+        u = u.transpose(-1, -2)
+        L = u.size(-1)
+        k = self.kernel(L)
+        k_f = torch.fft.rfft(k, n=2 * L)
+        u_f = torch.fft.rfft(u, n=2 * L)
+        y = torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L]
+        y = y + u * self.D.unsqueeze(-1)
+        y = F.gelu(y)
+        if self.training and self.p > 0:
+            mask = torch.rand(*y.shape[:-1], 1, device=y.device) < 1.0 - self.p
+            y = y * mask * (1.0 / (1 - self.p))
+        return self.output_linear(y).transpose(-1, -2)
+
+    def ssm_parameters(self) -> list[torch.nn.Parameter]:
+        return [self.log_dt, self.log_A_real, self.A_imag]
+
+
+S4D_D_MODEL, S4D_LAYERS, CT_B, CT_L = 128, 4, 64, 182
+
+
+def _ct_batch() -> SequenceBatch:
+    g = torch.Generator().manual_seed(0)
+    values = torch.randn(CT_B, CT_L, QUICK_C, generator=g)
+    times = (torch.arange(CT_L, dtype=torch.float32) / 200).expand(CT_B, CT_L).contiguous()
+    return SequenceBatch(values, times, torch.ones(CT_B, CT_L, QUICK_C, dtype=torch.bool),
+                         torch.full((CT_B,), CT_L),
+                         torch.randint(0, QUICK_K, (CT_B,), generator=g))  # fmt: skip
+
+
+def _s4d_train_step(layer: str) -> Callable[[], float]:
+    """One AdamW step of ``s4d`` (``layer="ours"``) or of the same body with S4RefLayer mixers
+    (``"s4"``), physical time at 200 Hz (``time_unit`` 1/200, multiplier 1)."""
+    batch = _ct_batch()
+    torch.manual_seed(0)
+    model = create_model("s4d", QUICK_C, QUICK_K, hidden_size=S4D_D_MODEL, n_layers=S4D_LAYERS,
+                         time_unit=1 / 200)
+    if layer == "s4":
+        model.mixers = torch.nn.ModuleList(S4RefLayer(S4D_D_MODEL) for _ in range(S4D_LAYERS))
+    opt = model.configure_optimizers(lr=0.01, weight_decay=0.01, total_steps=1000)["optimizer"]
+    model.train()
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(batch), batch.labels)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def test_s4_reference_layer_matches_s4d_lin():
+    """The reference layer computes what our S4D-Lin mixer computes (same parameters), so the
+    timing compares equal work."""
+    torch.manual_seed(0)
+    ref = S4RefLayer(16, N=8, dropout=0.0)
+    from bench.models.deep_ssm import S4DMixer
+
+    ours = S4DMixer(16, 8, init="lin", method="zoh", dt_min=1e-3, dt_max=1e-1, dropout=0.0)
+    with torch.no_grad():
+        ours.log_dt.copy_(ref.log_dt)
+        ours.log_A_real.copy_(ref.log_A_real)
+        ours.A_imag.copy_(ref.A_imag)
+        ours.B.copy_(torch.view_as_real(torch.ones(16, 4, dtype=torch.cfloat)))
+        ours.C.copy_(ref.C)
+        ours.D.copy_(ref.D)
+        ours.out.weight.copy_(ref.output_linear[0].weight[..., 0])
+        ours.out.bias.copy_(ref.output_linear[0].bias)
+    u = torch.randn(3, 50, 16)
+    one = torch.ones(3)
+    torch.testing.assert_close(ours(u, one), ref(u, one), rtol=1e-4, atol=1e-5)
+
+
+def test_s4d_train_step_interleaved(benchmark):
+    """Our ``s4d`` step against the same body built from s4's layer; the goal: s4 / ours >= 1.2
+    on one thread."""
+    benchmark.group = (f"s4d train step interleaved: d_model {S4D_D_MODEL}, {S4D_LAYERS} layers, "
+                       f"batch {CT_B}, L {CT_L}")
+    _interleave(benchmark, {"ours": _s4d_train_step("ours"), "s4": _s4d_train_step("s4")},
+                rounds=10, base="ours")

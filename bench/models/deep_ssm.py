@@ -156,7 +156,7 @@ class _ConvMixer(nn.Module):
         """u (B, L, H), mult (B,) -> (B, L, H)."""
         L = u.shape[1]
         K = _per_multiplier(lambda s: self.kernel(s.to(u.dtype), L), mult)
-        y = causal_conv(u.transpose(1, 2), K).transpose(1, 2)
+        y = causal_conv(u, K, dim=1)  # (B, L, H), contiguous
         return self._post(y + u * self.D)
 
     def step(self, u: Tensor, mult: Tensor, state: Any) -> tuple[Tensor, Any]:

@@ -52,6 +52,39 @@ def test_causal_conv_equals_direct(ushape, kshape, block):
     assert (causal_conv(u, k) - ref).abs().max() < 1e-12
 
 
+@pytest.mark.parametrize("L", [1, 2, 17, 182])
+def test_causal_conv_time_dim_broadcast_and_gradients(L):
+    # time in the middle (the deep models' (B, L, H) layout), a per-series kernel and a shared
+    # one, a kernel longer than L; against the direct sum, values and gradients (gradcheck)
+    u = _rand(2, L, 3)
+    for k in (_rand(3, L, seed=1), _rand(2, 3, L, seed=2), _rand(3, L + 4, seed=3)):
+        ref = _direct_conv(u.transpose(1, 2), k).transpose(1, 2)
+        got = causal_conv(u, k, dim=1)
+        assert got.shape == ref.shape and got.is_contiguous()
+        assert (got - ref).abs().max() < 1e-12
+    a = _rand(2, min(L, 9), 3).requires_grad_()
+    for k in (_rand(3, min(L, 9), seed=1), _rand(1, 3, 5, seed=2), _rand(2, 1, 12, seed=3)):
+        kk = k.requires_grad_()
+        assert torch.autograd.gradcheck(lambda x, y: causal_conv(x, y, dim=1), (a, kk))
+    with pytest.raises(ValueError, match="dim"):
+        causal_conv(u, _rand(3, L), dim=3)
+
+
+def test_fft_size():
+    from hippo.fftconv import fft_size
+
+    for m in range(1, 2000):
+        n = fft_size(m)
+        assert n >= m
+        r = n
+        for p in (2, 3):
+            while r % p == 0:
+                r //= p
+        assert r == 1
+        assert not any(fft_size(j) == j for j in range(m, n)) or n == m
+    assert fft_size(363) == 384  # 2L - 1 at L = 182
+
+
 def test_causal_conv_gradients_and_half():
     u, k = _rand(2, 3, 11).requires_grad_(), _rand(3, 11, seed=1).requires_grad_()
     torch.autograd.gradcheck(lambda a, b: causal_conv(a, b), (u, k))
