@@ -51,9 +51,19 @@
 
 namespace {
 
+#ifndef __has_builtin
+#define __has_builtin(x) 0
+#endif
+
 template <typename To, typename From>
 inline To bits(From v) {
+#if __has_builtin(__builtin_bit_cast)
   return __builtin_bit_cast(To, v);
+#else
+  To out;
+  std::memcpy(&out, &v, sizeof(To));
+  return out;
+#endif
 }
 
 // exp with range reduction x = n ln2 + r, |r| <= ln2 / 2; 0 below, inf above the range.
@@ -374,6 +384,7 @@ inline void vstore(void* p, V v) {
   std::memcpy(p, &v, sizeof(V));
 }
 
+#if defined(__clang__) || __GNUC__ >= 12
 inline float hsum(F16 v) {
   const F8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
                __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -385,6 +396,19 @@ inline double hsum(D8 v) {
   const D2 b = __builtin_shufflevector(a, a, 0, 1) + __builtin_shufflevector(a, a, 2, 3);
   return b[0] + b[1];
 }
+#else  // no __builtin_shufflevector before GCC 12: the same tree on lanes
+inline float hsum(F16 v) {
+  float a[8];
+  for (int i = 0; i < 8; ++i) a[i] = v[i] + v[i + 8];
+  for (int i = 0; i < 4; ++i) a[i] += a[i + 4];
+  return (a[0] + a[2]) + (a[1] + a[3]);
+}
+inline double hsum(D8 v) {
+  double a[4];
+  for (int i = 0; i < 4; ++i) a[i] = v[i] + v[i + 4];
+  return (a[0] + a[2]) + (a[1] + a[3]);
+}
+#endif
 
 inline F16 vexp(F16 x) {  // vexp(float), lane by lane
   const F16 xc = x < -87.0f ? (F16){} - 87.0f : (x > 88.0f ? (F16){} + 88.0f : x);
