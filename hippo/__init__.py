@@ -9,7 +9,8 @@ Pure torch. Public API:
 - :mod:`hippo.funcapprox` -- online function approximation (``approximate_function``).
 - :mod:`hippo.fftconv` -- the causal FFT convolution (``causal_conv``), one implementation.
 - :mod:`hippo.ssm` -- deep-SSM kernels: S4D inits, diagonal and dense (LSSL) kernels, steps.
-- :mod:`hippo.scan` -- Mamba's selective scan (hand-written backward; sequential reference).
+- :mod:`hippo.scan` -- Mamba's selective scan (compiled C++ on CPU; torch with a hand-written
+  backward elsewhere; sequential reference).
 - :mod:`hippo.linalg` -- ``solve``: batched solves safe under ``torch.set_num_threads(n > 1)``.
 """
 

@@ -19,6 +19,8 @@ Entry points (all ``int64_t`` sizes, contiguous buffers; see the sources for the
 - ``hippo_legs_step_f{32,64}``, ``hippo_legs_step_bwd_f{32,64}``: one batched LegS step and
   its backward (hippo.legs).
 - ``hippo_gate_bwd_f{32,64}``: one step of the HiPPO-RNN gate's backward (hippo.nn).
+- ``hippo_sscan_fwd_f{32,64}``, ``hippo_sscan_bwd_f{32,64}``: Mamba's selective scan and its
+  backward (hippo.scan, mode "compiled").
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from pathlib import Path
 import torch
 
 _CSRC = Path(__file__).parent / "csrc"
-SOURCES = (_CSRC / "legs_project.cpp", _CSRC / "legs_step.cpp")
+SOURCES = (_CSRC / "legs_project.cpp", _CSRC / "legs_step.cpp", _CSRC / "selective_scan.cpp")
 
 _lock = threading.Lock()
 _state: dict = {}
@@ -48,6 +50,11 @@ _SIGNATURES = {
     "hippo_legs_step_bwd": [_P, _P, _P, _P, _P, _I, _P, _P, _P, _I, _I, _D],
     # (gh, ghs, ghs_stride, du, u_h, M, act, h_prev, dz, B, H)
     "hippo_gate_bwd": [_P, _P, _I, _P, _P, _I, _P, _P, _P, _I, _I],
+    # (u, delta, A, B, C, x0, y, x_last, xs, Bt, D, L, N, chunk, zoh)
+    "hippo_sscan_fwd": [_P] * 9 + [_I] * 5 + [ctypes.c_int],
+    # (u, delta, A, B, C, xs, gy, g_last, gu, gdelta, gA_part, gB, gC, gx0, Bt, D, L, N,
+    #  chunk, zoh)
+    "hippo_sscan_bwd": [_P] * 14 + [_I] * 5 + [ctypes.c_int],
 }
 
 
@@ -74,7 +81,7 @@ def _compile_and_load() -> ctypes.CDLL:
     path = cpp_extension.load(
         name=name,
         sources=[str(p) for p in SOURCES],
-        extra_cflags=["-O3"],
+        extra_cflags=["-O3", "-Wno-psabi"],
         build_directory=str(build_dir),
         is_python_module=False,
         with_cuda=False,
@@ -100,7 +107,7 @@ def load():
             lib = _build()
         except Exception as err:  # any build/load failure: fall back to torch, say so once
             warnings.warn(
-                f"hippo: could not build the C++ LegS kernels ({type(err).__name__}: {err}); "
+                f"hippo: could not build the C++ kernels (LegS, selective scan) ({type(err).__name__}: {err}); "
                 "using the slower plain-torch paths",
                 RuntimeWarning,
                 stacklevel=3,
@@ -110,5 +117,5 @@ def load():
 
 
 def cpp_available() -> bool:
-    """True if the compiled LegS kernels build and load on this machine."""
+    """True if the compiled C++ kernels (LegS, selective scan) build and load on this machine."""
     return load() is not None

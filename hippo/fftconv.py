@@ -1,32 +1,43 @@
 """Causal convolution via FFTs: the one implementation hippo uses (LTI memories in
 :mod:`hippo.project`, learned state-space kernels in :mod:`hippo.ssm` and the deep models).
 
-``causal_conv(u, kernel)``: ``y[..., k] = sum_{m <= k} kernel[..., m] u[..., k - m]`` for
-``u`` (..., L) and ``kernel`` (..., Lk) (leading dims broadcast; taps past L are unused). Both
-are zero-padded to ``n = 2L`` so that the circular convolution of the FFT is the causal one.
+``causal_conv(u, kernel, dim=-1)``: ``y[..., k] = sum_{m <= k} kernel[..., m] u[..., k - m]``
+for ``u`` with time along ``dim`` (length L) and ``kernel`` (..., Lk) with time last (its
+leading dims broadcast against u's other dims, in order; taps past L are unused). The path for
+learned kernels (deep SSMs): one autograd Function with a hand-written backward. It transforms
+at ``n`` = :func:`fft_size` (2L - 1) (the smallest 2^a 3^b at or above it: ``n >= 2L - 1``
+makes the circular convolution the linear one, and such sizes transform 2-3x faster than
+``2L`` itself, e.g. 384 against 364), along the last dimension of a contiguous copy (2x faster
+than strided transforms), and returns y contiguous in u's layout. Forward: ``irfft(rfft(u) *
+rfft(kernel))[:L]``; backward, with ``G = rfft(gy)``: ``du = irfft(G conj(K))[:L]`` and
+``dkernel = irfft(sum_batch G conj(U))[:L]`` (cross-correlations; exact for ``n >= 2L - 1``).
+It saves the two spectra; no zero-filled buffers, no slice backward, no copy beyond the
+layout changes. Double backward is not supported.
 
 ``causal_conv_fft(u, kernel_fft)`` takes the kernel's spectrum instead (``rfft(kernel, n=2L)``,
 (..., L+1) complex; :func:`kernel_spectrum`), for callers that reuse one fixed kernel across
 calls (hippo.project caches it per hashable configuration). Learned kernels must not be cached
 (their values change at every optimiser step): call :func:`causal_conv` with the kernel itself.
+Differentiable in ``u`` and in the spectrum (torch.fft's autograd).
 
-No caching here. Differentiable in ``u`` and in the kernel (torch.fft has autograd).
+CPU, ``causal_conv_fft``: the inverse transforms run in blocks of about
+:data:`FFT_BLOCK_BYTES` over the first and the last batch dimension, joined with ``torch.cat``
+(a slice write into a preallocated tensor would make backward copy the whole gradient per
+block). One (B, N, 2L) product spectrum and its inverse would stream several arrays of
+B * N * 2L elements through main memory and page-fault them in when freshly allocated; blocks of
+a few MiB stay in cache (4x faster at N = 256, L = 4096 on the reference machine). That pays for
+the long LTI memories; the deep models' (B, H, L) convolutions are small and learned, and take
+``causal_conv``. On other devices: one call.
 
-CPU: the inverse transforms run in blocks of about :data:`FFT_BLOCK_BYTES` over the first and
-the last batch dimension, joined with ``torch.cat`` (a slice write into a preallocated tensor
-would make backward copy the whole gradient per block). One (B, N, 2L) product spectrum and its
-inverse would stream several arrays of B * N * 2L elements through main memory and page-fault
-them in when freshly allocated; blocks of a few MiB stay in cache (4x faster at N = 256,
-L = 4096 on the reference machine). On other devices: one call.
-
-Half precision (and other dtypes torch's CPU FFT does not take) convolves in float32 and is
-cast back.
+No caching here. Half precision (and other dtypes torch's CPU FFT does not take) convolves in
+float32 and is cast back.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 # Working set of one block of the CPU FFT convolution (spectra + inverse transforms): a few MiB,
 # so a block stays in the caches (2 MiB L2 per core, 32 MiB L3 on the reference machine).
@@ -48,17 +59,84 @@ def kernel_spectrum(kernel: Tensor, L: int) -> Tensor:
     return torch.fft.rfft(kernel, n=2 * L, dim=-1)
 
 
-def causal_conv(u: Tensor, kernel: Tensor) -> Tensor:
-    """Causal convolution of ``u`` (..., L) with ``kernel`` (..., Lk), leading dims broadcast.
+def fft_size(m: int) -> int:
+    """The smallest ``2^a 3^b >= m`` (>= 1): a length the FFT transforms fast."""
+    best = 1 << max(0, (m - 1).bit_length())  # the power of two at or above m
+    p3 = 1
+    while p3 < best:
+        p2 = p3
+        while p2 < m:
+            p2 *= 2
+        best = min(best, p2)
+        p3 *= 3
+    return best
 
-    Returns (broadcast(...), L) in ``u``'s dtype (see the module docstring).
+
+def causal_conv(u: Tensor, kernel: Tensor, dim: int = -1) -> Tensor:
+    """Causal convolution of ``u`` (time along ``dim``) with ``kernel`` (..., Lk) (time last).
+
+    Returns u's shape broadcast with the kernel's leading dims, time along ``dim``, contiguous,
+    in ``u``'s dtype (see the module docstring).
     """
     if u.ndim < 1 or kernel.ndim < 1:
-        raise ValueError("u and kernel need a last (time) dimension")
-    L = u.shape[-1]
+        raise ValueError("u and kernel need a time dimension")
+    d = dim % u.ndim if -u.ndim <= dim < u.ndim else None
+    if d is None:
+        raise ValueError(f"dim must index one of u's {u.ndim} dimensions, got {dim}")
     work = u if u.dtype in _FFT_DTYPES else u.float()
     k = kernel.to(work.dtype) if kernel.dtype != work.dtype else kernel
-    return causal_conv_fft(work, kernel_spectrum(k, L)).to(u.dtype)
+    ut = work.movedim(d, -1)
+    L = ut.shape[-1]
+    if kernel.shape[-1] > L:
+        k = k[..., :L]
+    batch = torch.broadcast_shapes(ut.shape[:-1], k.shape[:-1])
+    if L == 0 or any(s == 0 for s in batch):
+        y = ut.new_zeros(*batch, L)
+    else:
+        y = _CausalConv.apply(ut, k)
+    return y.movedim(-1, d).contiguous().to(u.dtype)
+
+
+class _CausalConv(torch.autograd.Function):
+    """u (..., L), kernel (..., Lk <= L), time last -> y (broadcast, L); module docstring."""
+
+    @staticmethod
+    def forward(ctx, u, kernel):
+        L, Lk = u.shape[-1], kernel.shape[-1]
+        n = fft_size(2 * L - 1)
+        U = torch.fft.rfft(u.contiguous(), n=n)
+        Kf = torch.fft.rfft(kernel.contiguous(), n=n)
+        y = torch.fft.irfft(U * Kf, n=n)[..., :L]
+        ctx.n, ctx.L, ctx.Lk = n, L, Lk
+        ctx.shapes = (u.shape, kernel.shape)
+        ctx.save_for_backward(U if ctx.needs_input_grad[1] else None,
+                              Kf if ctx.needs_input_grad[0] else None)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):
+        U, Kf = ctx.saved_tensors
+        n, L, Lk = ctx.n, ctx.L, ctx.Lk
+        u_shape, k_shape = ctx.shapes
+        G = torch.fft.rfft(gy.contiguous(), n=n)
+        gu = gk = None
+        if ctx.needs_input_grad[0]:
+            gu = torch.fft.irfft(G * Kf.conj(), n=n)[..., :L]
+            gu = _sum_to(gu, u_shape[:-1])
+        if ctx.needs_input_grad[1]:
+            P = _sum_to(G * U.conj(), k_shape[:-1])  # sum over the batch before the inverse
+            gk = torch.fft.irfft(P, n=n)[..., :Lk]
+        return gu, gk
+
+
+def _sum_to(x: Tensor, lead: torch.Size) -> Tensor:
+    """Sum x (..., T) over the leading dims that ``lead`` (a broadcast source) lacks or has as 1."""
+    extra = x.ndim - 1 - len(lead)
+    if extra:
+        x = x.sum(dim=tuple(range(extra)))
+    dims = tuple(i for i, s in enumerate(lead) if s == 1 and x.shape[i] != 1)
+    return x.sum(dim=dims, keepdim=True) if dims else x
 
 
 def causal_conv_fft(u: Tensor, kernel_fft: Tensor, *, block_bytes: int | None = None) -> Tensor:
@@ -121,4 +199,4 @@ def _blocked(spec_u: Tensor, kf: Tensor, batch: tuple[int, int], L: int, like: T
     return torch.cat(out_rows, dim=0) if len(out_rows) > 1 else out_rows[0]
 
 
-__all__ = ["FFT_BLOCK_BYTES", "causal_conv", "causal_conv_fft", "kernel_spectrum"]
+__all__ = ["FFT_BLOCK_BYTES", "causal_conv", "causal_conv_fft", "fft_size", "kernel_spectrum"]

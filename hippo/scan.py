@@ -14,9 +14,23 @@ tests/bench/test_deep_ssm.py). Shapes: ``u``, ``delta`` (Bt, D, L);
 ``A`` (D, N) real (negative); ``B``, ``C`` (Bt, N, L). Returns ``y`` (Bt, D, L) (and the last
 state (Bt, D, N) with ``return_state=True``).
 
-Three algorithms, equal in value and gradient (tests/hippo/test_ssm.py):
+Four algorithms, equal in value and gradient (tests/hippo/test_ssm.py), and ``auto`` (the
+default), which picks ``compiled`` on CPU (float32/float64, when the C++ library builds) and
+``fast`` otherwise (:func:`resolve_mode`):
 
-- ``fast`` (default): the recurrence with a hand-written backward. Everything that does not
+- ``compiled``: the recurrence in C++ (hippo/csrc/selective_scan.cpp, built lazily by
+  :mod:`hippo._ext`), forward and backward. The N states of one (b, d) stay in registers and
+  the exps are vectorised over N; the forward keeps only the states at the start of every
+  chunk of ``1024 // N`` steps (clamped to [8, 256]), and the backward recomputes each
+  chunk's states from them, so nothing of size (Bt, L, D, N) is stored. One thread (the
+  library runs ``at::parallel_for`` serially, see :mod:`hippo._ext`): threads over the batch
+  did not pay on the 2-core reference machine under load. Forward + backward at batch 64,
+  d_inner 128, d_state 16, L 182: one thread 67 ms, two (each half the batch) 99 ms; with two
+  such processes side by side 132-146 ms against 187-189 ms (two Python threads, each calling
+  the kernel on half the batch: ctypes releases the GIL). float32 results differ
+  from ``fast`` by rounding only (its exp is a polynomial within 2 ulp; sums run in a
+  different order).
+- ``fast``: the recurrence in torch with a hand-written backward. Everything that does not
   depend on the state (the decays ``exp(delta A)``, the inputs ``delta B u``, the readout) is
   one vectorised op over the whole sequence; the loop over L does one in-place multiply-add
   per step, forward and (for the adjoint ``g_k = C_k gy_k + exp(delta_{k+1} A) g_{k+1}``)
@@ -33,8 +47,8 @@ Memory: ``sequential`` and ``chunked`` materialise (Bt, D, N) per step and per o
 autograd (the reference CUDA kernel of Mamba avoids this by recomputation); chunking keeps the
 live temporaries at one chunk. ``fast`` saves the states and decays, two (Bt, L, D, N) arrays;
 its backward peaks at about five such arrays (about twelve with ``zoh_b``). It supports one
-backward pass (no double backward). Speeds are in the README's table of measurements
-(``pytest benchmarks/test_bench_ssm.py -m benchmark -k selective``).
+backward pass (no double backward), as does ``compiled``. Speeds are in the README's table of
+measurements (``pytest benchmarks/test_bench_ssm.py -m benchmark -k selective``).
 """
 
 from __future__ import annotations
@@ -43,7 +57,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-SCANS = ("fast", "chunked", "sequential")
+from hippo import _ext
+
+SCANS = ("auto", "compiled", "fast", "chunked", "sequential")
+_COMPILED_DTYPES = (torch.float32, torch.float64)
 
 
 def _check(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
@@ -55,8 +72,25 @@ def _check(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
             f"A {tuple(A.shape)} (D, N); B {tuple(B.shape)}, C {tuple(C.shape)} (Bt, N, L)")
 
 
+def compiled_applies(*tensors: Tensor) -> bool:
+    """True if the compiled scan takes these tensors: all on CPU, one dtype, float32 or
+    float64, and the C++ library builds (:mod:`hippo._ext`)."""
+    dtype = tensors[0].dtype
+    return (dtype in _COMPILED_DTYPES
+            and all(t.device.type == "cpu" and t.dtype == dtype for t in tensors)
+            and _ext.load() is not None)
+
+
+def resolve_mode(mode: str, *tensors: Tensor) -> str:
+    """The algorithm ``mode`` runs for these inputs: ``auto`` is ``compiled`` where that applies
+    (:func:`compiled_applies`), else ``fast``; any other mode is itself."""
+    if mode != "auto":
+        return mode
+    return "compiled" if compiled_applies(*tensors) else "fast"
+
+
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
-                   mode: str = "fast", chunk: int = 32, state: Tensor | None = None,
+                   mode: str = "auto", chunk: int = 32, state: Tensor | None = None,
                    return_state: bool = False, zoh_b: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """The selective scan (module docstring). ``state`` (Bt, D, N): start from it, not 0."""
     if mode not in SCANS:
@@ -66,7 +100,14 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
     _check(u, delta, A, B, C)
     Bt, D, L = u.shape
     x = u.new_zeros(Bt, D, A.shape[-1]) if state is None else state
-    if mode == "fast":
+    tensors = (u, delta, A, B, C, x)
+    mode = resolve_mode(mode, *tensors)
+    if mode == "compiled":
+        if not compiled_applies(*tensors):
+            raise ValueError("selective_scan mode 'compiled' needs CPU float32/float64 tensors of "
+                             "one dtype and the C++ library (hippo._ext); use mode='auto'")
+        y, x = _CompiledScan.apply(u, delta, A, B, C, x, zoh_b)
+    elif mode == "fast":
         y, x = _FastScan.apply(u, delta, A, B, C, x, zoh_b)
     elif mode == "sequential":
         y, x = _sequential(u, delta, A, B, C, x, zoh_b)
@@ -196,4 +237,67 @@ class _FastScan(torch.autograd.Function):
                 grad_x0, None)
 
 
-__all__ = ["SCANS", "selective_scan", "selective_step"]
+def _chunk_steps(N: int) -> int:
+    """Steps per recomputed chunk of the compiled backward: its buffers (a few (chunk, N)
+    arrays) stay in the L1 cache."""
+    return max(8, min(256, 1024 // max(N, 1)))
+
+
+class _CompiledScan(torch.autograd.Function):
+    """The recurrence in C++ (hippo/csrc/selective_scan.cpp): the state of one (b, d) stays in
+    registers; the backward recomputes the states chunk by chunk from the saved chunk-start
+    states instead of keeping (Bt, L, D, N)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, x0, zoh_b):
+        lib = _ext.load()
+        Bt, D, L = u.shape
+        N = A.shape[-1]
+        T = _chunk_steps(N)
+        u_, d_, A_, x0_ = (t.detach().contiguous() for t in (u, delta, A, x0))
+        BT, CT = (t.detach().transpose(1, 2).contiguous() for t in (B, C))  # (Bt, L, N)
+        y = u_.new_empty(Bt, D, L)
+        x_last = u_.new_empty(Bt, D, N)
+        keep = any(ctx.needs_input_grad[:6])
+        xs = u_.new_empty(Bt, D, -(-L // T), N) if keep else None
+        suffix = "_f64" if u.dtype == torch.float64 else "_f32"
+        if L > 0 and Bt * D > 0:
+            getattr(lib, "hippo_sscan_fwd" + suffix)(
+                u_.data_ptr(), d_.data_ptr(), A_.data_ptr(), BT.data_ptr(), CT.data_ptr(),
+                x0_.data_ptr(), y.data_ptr(), x_last.data_ptr(),
+                xs.data_ptr() if keep else None, Bt, D, L, N, T, int(zoh_b))
+        else:
+            y.zero_()
+            x_last.copy_(x0_)
+        ctx.zoh_b, ctx.T = zoh_b, T
+        if keep:
+            ctx.save_for_backward(u_, d_, A_, BT, CT, xs)
+        return y, x_last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy, g_last):
+        lib = _ext.load()
+        u, delta, A, BT, CT, xs = ctx.saved_tensors
+        Bt, D, L = u.shape
+        N = A.shape[-1]
+        gy = torch.zeros_like(u) if gy is None else gy.contiguous()
+        g_last = None if g_last is None else g_last.contiguous()
+        gu, gdelta = torch.empty_like(u), torch.empty_like(u)
+        gA = u.new_empty(Bt, D, N)
+        gB, gC = u.new_zeros(Bt, L, N), u.new_zeros(Bt, L, N)
+        gx0 = u.new_empty(Bt, D, N)
+        suffix = "_f64" if u.dtype == torch.float64 else "_f32"
+        if L > 0 and Bt * D > 0:
+            getattr(lib, "hippo_sscan_bwd" + suffix)(
+                u.data_ptr(), delta.data_ptr(), A.data_ptr(), BT.data_ptr(), CT.data_ptr(),
+                xs.data_ptr(), gy.data_ptr(), None if g_last is None else g_last.data_ptr(),
+                gu.data_ptr(), gdelta.data_ptr(), gA.data_ptr(), gB.data_ptr(), gC.data_ptr(),
+                gx0.data_ptr(), Bt, D, L, N, ctx.T, int(ctx.zoh_b))
+        else:
+            gu.zero_(), gdelta.zero_(), gA.zero_()
+            gx0 = torch.zeros_like(gx0) if g_last is None else g_last.clone()
+        return (gu, gdelta, gA.sum(0), gB.transpose(1, 2), gC.transpose(1, 2), gx0, None)
+
+
+__all__ = ["SCANS", "compiled_applies", "resolve_mode", "selective_scan", "selective_step"]

@@ -189,4 +189,4 @@ _DEEP_SSM = "bench.models.deep_ssm"
 _register_builtin("s4d", f"{_DEEP_SSM}:S4DClassifier", "S4D (diagonal SSM, S4D-LegS init), 4 layers, FFT convolution", init="legs")
 _register_builtin("s4d-lin", f"{_DEEP_SSM}:S4DClassifier", "S4D with S4D-Lin init (-1/2 + i pi n)", init="lin")
 _register_builtin("lssl", f"{_DEEP_SSM}:LSSLClassifier", "LSSL, fixed HiPPO-LegS A (learned dt, C, D), dense kernel")
-_register_builtin("mamba", f"{_DEEP_SSM}:MambaClassifier", "Mamba-style selective SSM (S4D-Real A, pure-torch scan)")
+_register_builtin("mamba", f"{_DEEP_SSM}:MambaClassifier", "Mamba-style selective SSM (S4D-Real A, compiled CPU scan)")

@@ -52,6 +52,39 @@ def test_causal_conv_equals_direct(ushape, kshape, block):
     assert (causal_conv(u, k) - ref).abs().max() < 1e-12
 
 
+@pytest.mark.parametrize("L", [1, 2, 17, 182])
+def test_causal_conv_time_dim_broadcast_and_gradients(L):
+    # time in the middle (the deep models' (B, L, H) layout), a per-series kernel and a shared
+    # one, a kernel longer than L; against the direct sum, values and gradients (gradcheck)
+    u = _rand(2, L, 3)
+    for k in (_rand(3, L, seed=1), _rand(2, 3, L, seed=2), _rand(3, L + 4, seed=3)):
+        ref = _direct_conv(u.transpose(1, 2), k).transpose(1, 2)
+        got = causal_conv(u, k, dim=1)
+        assert got.shape == ref.shape and got.is_contiguous()
+        assert (got - ref).abs().max() < 1e-12
+    a = _rand(2, min(L, 9), 3).requires_grad_()
+    for k in (_rand(3, min(L, 9), seed=1), _rand(1, 3, 5, seed=2), _rand(2, 1, 12, seed=3)):
+        kk = k.requires_grad_()
+        assert torch.autograd.gradcheck(lambda x, y: causal_conv(x, y, dim=1), (a, kk))
+    with pytest.raises(ValueError, match="dim"):
+        causal_conv(u, _rand(3, L), dim=3)
+
+
+def test_fft_size():
+    from hippo.fftconv import fft_size
+
+    for m in range(1, 2000):
+        n = fft_size(m)
+        assert n >= m
+        r = n
+        for p in (2, 3):
+            while r % p == 0:
+                r //= p
+        assert r == 1
+        assert not any(fft_size(j) == j for j in range(m, n)) or n == m
+    assert fft_size(363) == 384  # 2L - 1 at L = 182
+
+
 def test_causal_conv_gradients_and_half():
     u, k = _rand(2, 3, 11).requires_grad_(), _rand(3, 11, seed=1).requires_grad_()
     torch.autograd.gradcheck(lambda a, b: causal_conv(a, b), (u, k))
@@ -212,6 +245,73 @@ def test_scans_equal_sequential_values_and_gradients(scan, dtype, tol, zoh_b):
     gc = torch.autograd.grad((yc * w).sum() + (xc * v).sum(), [*args, x0])
     for a, b in zip(gs, gc, strict=True):
         assert (a - b).abs().max() / a.abs().max() < tol
+
+
+needs_cpp = pytest.mark.skipif(not scan.compiled_applies(torch.zeros(1)),
+                               reason="the C++ library does not build here")
+
+
+@needs_cpp
+@pytest.mark.parametrize("zoh_b", [False, True])
+@pytest.mark.parametrize("L", [1, 2, 37, 1000])
+@pytest.mark.parametrize("N", [16, 5])
+@pytest.mark.parametrize("dtype,tol", [(F64, 1e-10), (F32, 1e-5)])
+def test_compiled_scan_equals_autograd_reference(dtype, tol, N, L, zoh_b):
+    # N = 16: a template instance of the kernel; N = 5: its generic path. The reference is the
+    # autograd loop in float64 on the same inputs (in float32 the compiled scan must be as close
+    # to it as float32 arithmetic allows), from a non-zero state, through y and the last state.
+    args = _scan_inputs(dtype, Bt=3, D=4, N=N, L=L, seed=L)
+    g = torch.Generator().manual_seed(7)
+    x0 = torch.randn(3, 4, N, dtype=dtype, generator=g).requires_grad_()
+    ref = [t.detach().double().requires_grad_() for t in (*args, x0)]
+    ys, xs = selective_scan(*ref[:5], mode="sequential", return_state=True, zoh_b=zoh_b,
+                            state=ref[5])
+    yc, xc = selective_scan(*args, mode="compiled", return_state=True, zoh_b=zoh_b, state=x0)
+    assert yc.dtype == dtype and xc.dtype == dtype
+    assert (yc.double() - ys).abs().max() / ys.abs().max() < tol
+    assert (xc.double() - xs).abs().max() / xs.abs().max() < tol
+    w = torch.randn(ys.shape, dtype=F64, generator=g)
+    v = torch.randn(xs.shape, dtype=F64, generator=g)
+    gs = torch.autograd.grad((ys * w).sum() + (xs * v).sum(), ref)
+    gc = torch.autograd.grad((yc * w.to(dtype)).sum() + (xc * v.to(dtype)).sum(), [*args, x0])
+    for name, a, b in zip(("u", "delta", "A", "B", "C", "x0"), gs, gc, strict=True):
+        assert b.dtype == dtype and b.shape == a.shape, name
+        assert (b.double() - a).abs().max() / a.abs().max() < tol, name
+
+
+@needs_cpp
+def test_compiled_scan_is_the_cpu_default_and_gradchecks():
+    args = [t.detach()[..., :9].clone().requires_grad_() if t.ndim == 3 else t
+            for t in _scan_inputs(F64)]
+    assert scan.resolve_mode("auto", *args) == "compiled"
+    assert scan.resolve_mode("auto", args[0].half()) == "fast"
+    x0 = torch.randn(2, 3, 4, dtype=F64, requires_grad=True)
+    for zoh_b in (False, True):
+        assert torch.autograd.gradcheck(
+            lambda *a, z=zoh_b: selective_scan(*a[:5], state=a[5], mode="compiled", zoh_b=z,
+                                               return_state=True), (*args, x0))
+
+
+@needs_cpp
+def test_compiled_scan_edge_cases():
+    u, delta, A, B, C = (t.detach() for t in _scan_inputs(F32))
+    with pytest.raises(ValueError, match="compiled"):
+        selective_scan(u.double(), delta, A, B, C, mode="compiled")
+    # zero length: y is empty and the state passes through
+    x0 = torch.randn(2, 3, 4)
+    y, x = selective_scan(u[..., :0], delta[..., :0], A, B[..., :0], C[..., :0], state=x0,
+                          mode="compiled", return_state=True)
+    assert y.shape == (2, 3, 0) and torch.equal(x, x0)
+    # non-contiguous inputs (B and C as Mamba's x_proj gives them: transposed views)
+    Bt = B.transpose(1, 2).contiguous().transpose(1, 2)
+    ref = selective_scan(u, delta, A, B, C, mode="sequential")
+    got = selective_scan(u.transpose(0, 1).contiguous().transpose(0, 1), delta, A, Bt, C,
+                         mode="compiled")
+    assert (got - ref).abs().max() / ref.abs().max() < 1e-5
+    # no gradient wanted: nothing saved, same values
+    with torch.no_grad():
+        assert torch.equal(selective_scan(u, delta, A, B, C, mode="compiled"),
+                           selective_scan(u, delta, A, B, C, mode="compiled"))
 
 
 def test_fast_scan_gradcheck():
