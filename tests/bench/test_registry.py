@@ -58,9 +58,9 @@ def test_entries_of_one_class_are_versioned_per_measure(monkeypatch) -> None:
 
 
 def test_s4d_entries_are_versioned_per_init() -> None:
-    # S4D-LegS's B is clipped as s4's: s4d's records are stale, S4D-Lin's (same class) are not
-    assert get_model_entry("s4d").code_version() == "1+legs.2"
-    assert get_model_entry("s4d-lin").code_version() == "1"
+    # S4D-LegS's B is clipped as s4's: a bump of its own on top of the class-wide version
+    assert get_model_entry("s4d").code_version() == "2+legs.2"
+    assert get_model_entry("s4d-lin").code_version() == "2"
     assert create_model("s4d", 3, 5, hidden_size=8, n_layers=1).config["b_clip"] == 2.0
 
 
