@@ -7,7 +7,7 @@
 #   2. nightly    `python -m bench nightly --profile smoke --device cuda` -> nightly/
 #   3. throughput the throughput suite for every registered model at its quick size
 #                 (samples/s, steps/s, peak memory)                       -> throughput/
-#   4. pytest     the tests marked gpu (tests/test_gpu.py: hippo's CUDA fallbacks, AMP, the
+#   4. pytest     the tests marked gpu (tests/test_gpu_kernels.py: hippo's CUDA fallbacks, AMP, the
 #                 mamba_ssm scan when installed)                          -> pytest-gpu.xml
 #   5. lti        LegT memory, N = 256, L = 4096, float32 and float64: the FFT path against
 #                 the recurrent one (time and agreement)                  -> lti.json
@@ -101,7 +101,7 @@ MODELS=$(python -c "from bench.models import list_models; print(','.join(list_mo
 step throughput 90 python -m bench run --suite throughput --profile "$THROUGHPUT_PROFILE" \
     --models "$MODELS" --seeds 0 --device "$DEVICE" --results-dir "$OUT/throughput"
 
-step pytest 50 python -m pytest tests/test_gpu.py -m gpu -q -rs -p no:cacheprovider \
+step pytest 50 python -m pytest tests -m gpu -q -rs -p no:cacheprovider \
     --junitxml "$OUT/pytest-gpu.xml"
 
 step lti 20 python - "$DEVICE" "$LTI_N" "$LTI_L" "$OUT/lti.json" <<'EOF'
