@@ -515,12 +515,26 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
         tables.append(table)
     tables.append(settings_table(ok))
     paths = []
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * ok["model"].nunique() + 2), 4))
-    sns.barplot(data=ok.assign(acc=ok["test_acc"] * 100), x="model", y="acc", hue="column", ax=ax, errorbar="sd")
+    title = f"{suite}, {_profile_title(ok, profile)}"
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * ok["model"].nunique() + 2), 4.4))
+    models, columns = list(dict.fromkeys(ok["model"])), list(dict.fromkeys(ok["column"]))
+    sns.barplot(data=ok.assign(acc=ok["test_acc"] * 100), x="model", y="acc", hue="column", ax=ax,
+                errorbar="sd", order=models, hue_order=columns)  # fmt: skip
+    for c in sorted(classes):
+        ax.axhline(100 / c, ls=":", color="black", lw=1, label=f"chance ({100 / c:.0f}%)")
+    if profile == "paper":  # the published number on its bar
+        source = dict(zip(ok["column"], zip(ok["dataset"], ok["condition"], strict=True), strict=True))
+        width = 0.8 / len(columns)
+        marks = [(i - 0.4 + (j + 0.5) * width, anchor.mean) for i, m in enumerate(models)
+                 for j, c in enumerate(columns) if (anchor := published_anchor(*source[c], m)) is not None]  # fmt: skip
+        if marks:
+            ax.scatter(*zip(*marks, strict=True), marker="_", s=400, linewidths=2.5, color="black", zorder=5,
+                       label="published")  # fmt: skip
     ax.set_ylabel("test accuracy (%)")
     ax.set_xlabel("")
     ax.tick_params(axis="x", rotation=45)
-    ax.legend(title="")
+    ax.set_title(f"{title}\nselection at the training rate; bars: mean over seeds, error bars: ± 1 sd", fontsize=9)
+    ax.legend(title="", fontsize=8)
     paths += _save(fig, folder, "accuracy")
 
     curve = [
@@ -530,14 +544,21 @@ def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: in
     if curve:
         grid = sns.relplot(data=pd.DataFrame(curve), x="rate", y="acc", hue="model", col="column",
                            kind="line", marker="o", errorbar="sd", height=3.5)  # fmt: skip
-        grid.set_axis_labels("test rate (fraction of 200 Hz)", "test accuracy (%)")
-        grid.set_titles("{col_name}")
+        grid.set_axis_labels("test rate (fraction of the source rate)", "test accuracy (%)")
+        grid.set_titles("trained {col_name}")
         # The dashed line marks the rate the model was trained at: the curve's peak should sit there.
         train_rates = ok.dropna(subset=["train_hz"]).groupby("column")["train_hz"].first()
         for name, ax in grid.axes_dict.items():
             if name in train_rates:
                 ax.axvline(train_rates[name], ls="--", color="grey", lw=1)
+                ax.text(train_rates[name], 50, "training rate ", rotation=90, ha="right", va="center",
+                        fontsize=7, color="grey")  # fmt: skip
+            for c in sorted(classes):
+                ax.axhline(100 / c, ls=":", color="black", lw=1)
+                ax.text(ax.get_xlim()[0], 100 / c, f" chance ({100 / c:.0f}%)", va="bottom", fontsize=7)
         sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.95))
+        grid.figure.suptitle(f"{title}: selection at the training rate; lines: mean over seeds, bands: ± 1 sd",
+                             fontsize=9, y=1.04)  # fmt: skip
         paths += _save(grid.figure, folder, "accuracy_vs_rate")
 
     paths += learning_curves(ok, folder)
@@ -558,6 +579,13 @@ VALIDATION_CURVES = {"val_acc_train_rate": "training rate", "val_acc_eval_rate":
                      "val_acc": "validation"}  # fmt: skip
 
 
+def _profile_title(ok: pd.DataFrame, profile: str) -> str:
+    """The profile in a figure title: ``quick profile (8 epochs)``, ``paper profile``."""
+    epochs = sorted({int(s["epochs"]) for s in ok["settings"] if s.get("epochs") is not None})
+    shown = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}" if epochs else "?"
+    return f"{profile} profile ({shown} epochs)" if profile != "paper" else f"paper profile (up to {shown} epochs)"
+
+
 def learning_curves(ok: pd.DataFrame, folder: Path) -> list[Path]:
     """Validation accuracy per epoch at both rates, per model and condition (mean and sd over seeds)."""
     points = [
@@ -573,6 +601,8 @@ def learning_curves(ok: pd.DataFrame, folder: Path) -> list[Path]:
     grid.set_axis_labels("epoch", "validation accuracy (%)")
     grid.set_titles("{col_name}")
     sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.95))
+    grid.figure.suptitle("validation accuracy per validated epoch at both rates; lines: mean over seeds, "
+                         "bands: ± 1 sd", fontsize=9, y=1.04)  # fmt: skip
     return _save(grid.figure, folder, "learning_curves")
 
 

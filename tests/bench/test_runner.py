@@ -209,7 +209,9 @@ def test_two_bench_runs_on_one_results_dir_train_each_run_once(tmp_path, results
 def test_a_killed_claimant_s_run_is_taken_over(tmp_path, results_dir):
     """kill -9 leaves the claim of the run in progress; a `bench run` beside it (same host, the
     claimant's pid dead) takes it over and finishes the suite; no claim is left behind."""
-    cmd, env = _claim_driver(tmp_path, results_dir, epochs=60)
+    # long enough runs that the second process, slower to start on a busy machine, claims one
+    # while the first still trains
+    cmd, env = _claim_driver(tmp_path, results_dir, epochs=400)
     folder = results_dir / "fake" / "records"
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                              start_new_session=True)  # fmt: skip
