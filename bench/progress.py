@@ -144,9 +144,10 @@ class SuiteProgress:
 
 
 class EpochProgress(L.Callback):
-    """Feeds the per-epoch bar from the module's history (see bench.training)."""
+    """Feeds the per-epoch bar from the module's history (see bench.training), and writes each
+    validated epoch into the run's log (also in worker processes, which draw no bar)."""
 
-    def __init__(self, progress: SuiteProgress, log: Any = None) -> None:
+    def __init__(self, progress: SuiteProgress | None, log: Any = None) -> None:
         self.progress = progress
         self.run_log = log
 
@@ -157,7 +158,10 @@ class EpochProgress(L.Callback):
         if not history:
             return
         entry = history[-1]
-        self.progress.epoch_done(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
+        if entry["epoch"] != trainer.current_epoch:  # not validated this epoch (val_every)
+            return
+        if self.progress is not None:  # None in a worker process: the run's log only
+            self.progress.epoch_done(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
         if self.run_log is not None:
             self.run_log.info("epoch %s", {k: round(v, 5) if isinstance(v, float) else v for k, v in entry.items()})
 

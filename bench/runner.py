@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib
 import logging
 import time
 import traceback
@@ -47,6 +46,7 @@ from bench.environment import collect_environment
 from bench.models import create_model, get_model_entry
 from bench.progress import EpochProgress, SuiteProgress
 from bench.records import RunRecord, RunSpec
+from bench.registry import load_target
 from bench.settings import TrainSettings
 from bench.tasks import Task, get_task
 from bench.throughput import (
@@ -120,9 +120,6 @@ def with_trainer_options(
     ]
 
 
-def _load(target: str) -> Any:
-    module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
 
 
 def code_version(spec: RunSpec) -> str:
@@ -255,7 +252,7 @@ def run_classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Lo
     log.info("training settings: %s", settings.to_dict())
     reset_peak_memory(ctx.device)
     start = time.perf_counter()
-    callbacks = [EpochProgress(ctx.progress, log)] if ctx.progress is not None else []
+    callbacks = [EpochProgress(ctx.progress, log)]
     module = fit(model, dm, settings, device=ctx.device, checkpoint_dir=ctx.checkpoint_dir(spec.suite, rid),
                  callbacks=callbacks, logger=lightning_logger(ctx.logger, ctx.curves_dir(spec.suite, rid)))  # fmt: skip
     out["train_seconds"] = time.perf_counter() - start
@@ -311,7 +308,7 @@ def run_throughput(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger
 
 
 def run_funcapprox(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
-    approximate_function = _load("hippo.funcapprox:approximate_function")
+    approximate_function = load_target("hippo.funcapprox:approximate_function")
     result = approximate_function(spec.model, seed=spec.seed, dtype=torch.float64, **spec.model_args)
     metrics = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
     metrics["mse_at"] = {str(k): v for k, v in (metrics.get("mse_at") or {}).items()}

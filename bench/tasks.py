@@ -9,9 +9,10 @@ module stays a leaf that every other one may import.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Any
+
+from bench.registry import load_target
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,7 @@ class Task:
 
     def load(self, what: str) -> Any:
         """The function (or attribute) named by field ``what`` (``"run"``, ``"report"``, ...)."""
-        module, _, attr = getattr(self, what).partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load_target(getattr(self, what))
 
 
 _THROUGHPUT = (

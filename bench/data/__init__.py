@@ -25,10 +25,9 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
+        from bench.registry import load_target
 
-        module, _, attr = _LAZY[name].partition(":")
-        return getattr(importlib.import_module(module), attr)
+        return load_target(_LAZY[name])
     raise AttributeError(f"module 'bench.data' has no attribute {name!r}")
 
 

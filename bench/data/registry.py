@@ -8,10 +8,11 @@ directory). Data modules import Lightning, scikit-learn and the readers only whe
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from bench.registry import Registry, load_target
 
 UEA_PREFIX = "uea:"
 UEA_TARGET = "bench.data.uea:UEADataModule"
@@ -39,33 +40,30 @@ class DatasetEntry:
     fixed: Mapping[str, Any] = field(default_factory=dict)
 
     def load(self) -> type:
-        module_name, _, class_name = self.target.partition(":")
-        return getattr(importlib.import_module(module_name), class_name)
+        return load_target(self.target)
 
     def shape(self) -> str:
         """``"C x L"`` for listings (``?`` where unknown before reading the files)."""
         return f"{self.num_inputs or '?'} x {self.length or '?'}"
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
 
 def register_dataset(name: str, target: str, description: str, family: str, **info: Any) -> None:
     """Register ``name`` as ``target`` (``"module:Class"``); ``info``: sizes, rate, ``fixed``."""
-    if name in _REGISTRY:
-        raise ValueError(f"dataset {name!r} is registered twice")
-    _REGISTRY[name] = DatasetEntry(name, target, description, family, **info)
+    DATASETS.add(name, DatasetEntry(name, target, description, family, **info))
 
 
 def list_datasets() -> list[str]:
     """Names of every registered dataset, in registration order (``uea:<Name>`` is not listed)."""
-    return list(_REGISTRY)
+    return DATASETS.names()
 
 
 def get_dataset_entry(name: str, sample_rate_hz: float | None = None) -> DatasetEntry:
     """The entry of ``name``, or of ``uea:<Name>`` (any UEA dataset); ValueError listing valid names."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+    if name in DATASETS:
+        return DATASETS.get(name)
     if name.startswith(UEA_PREFIX) and len(name) > len(UEA_PREFIX):
         uea = name[len(UEA_PREFIX) :]
         rate = sample_rate_hz if sample_rate_hz is not None else UEA_SAMPLE_RATES_HZ.get(uea)
