@@ -94,7 +94,8 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
 
 # Settings shown per model in a report: training settings, then the model's width arguments.
 SETTINGS_COLUMNS = ("hidden_size", "hidden_hidden_size", "num_hidden_layers", "batch_size", "lr",
-                    "weight_decay", "epochs", "limit_train_batches", "settings from")  # fmt: skip
+                    "weight_decay", "epochs", "limit_train_batches", "val_every", "lr_plateau_patience",
+                    "stop_patience", "settings from")  # fmt: skip
 
 
 def _settings_summary(record: RunRecord) -> dict[str, Any]:

@@ -310,13 +310,17 @@ def profile_description(dataset: str | None, profile: str) -> str:
 
 def follows_profile(dataset: str | None, model: str, profile: str, settings: Mapping[str, Any]) -> bool:
     """Whether ``settings`` (a record's training settings and width arguments, as the report
-    summarises them) are what ``profile`` gives ``model`` today (so a caption may describe them)."""
-    try:
-        train, args = model_settings(family_of(dataset), model, profile)
-    except (KeyError, ValueError):
-        return False
-    expected = {**train.to_dict(), **args}
-    return all(settings.get(k) == expected.get(k) for k in settings if k in expected)
+    summarises them) are what ``profile`` gives ``model`` today, under its family's reference or
+    a protocol's (:data:`PROTOCOL_REFERENCE`), so a caption may describe them."""
+    for protocol in (None, *PROTOCOL_REFERENCE):
+        try:
+            train, args = model_settings(family_of(dataset), model, profile, protocol)
+        except (KeyError, ValueError):
+            return False
+        expected = {**TrainSettings().to_dict(), **{k: None for k in OPTIONAL_FIELDS}, **train.to_dict(), **args}
+        if all(settings.get(k) == expected.get(k) for k in settings if k in expected):
+            return True
+    return False
 
 
 def reference(family: str, model: str, protocol: str | None = None) -> Reference:
