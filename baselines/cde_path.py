@@ -6,6 +6,8 @@ cde_coefficients}``); the data module runs it once per split without knowing the
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -57,3 +59,16 @@ def cde_coefficients(
     return torchcde.hermite_cubic_coefficients_with_backward_differences(
         interpolate_missing(x)
     ).float()
+
+
+def batch_coefficients(batch: Any, path_channels: int, model: str) -> Tensor:
+    """A batch's spline coefficients ``(B, L-1, 4 * path_channels)`` in its values' dtype: the
+    data module's ``extras["cde_coeffs"]`` when present (shape checked, one line naming
+    ``model`` if it is wrong), else computed here with :func:`cde_coefficients`."""
+    coeffs = batch.extras.get("cde_coeffs")
+    if coeffs is None:
+        return cde_coefficients(batch.values, batch.times, batch.mask, batch.lengths).to(batch.values.dtype)
+    expected = (batch.values.shape[0], batch.values.shape[1] - 1, 4 * path_channels)
+    if tuple(coeffs.shape) != expected:
+        raise ValueError(f"{model}: extras['cde_coeffs'] has shape {tuple(coeffs.shape)}; expected {expected}")
+    return coeffs.to(batch.values.dtype)

@@ -44,7 +44,7 @@ from torch.autograd.function import once_differentiable
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
 
-from .cde_path import cde_coefficients
+from .cde_path import batch_coefficients, cde_coefficients
 from .common import check_choice, check_penalty
 from .fixed_step import TABLEAUX, Tableau, rk_step, rk_step_backward
 
@@ -296,13 +296,7 @@ class GRUODE(nn.Module):
 
     def coefficients(self, batch: SequenceBatch) -> Tensor:
         """The batch's spline coefficients ``(B, L-1, 4 (C + 1))``: precomputed or computed here."""
-        coeffs = batch.extras.get("cde_coeffs")
-        if coeffs is None:
-            coeffs = cde_coefficients(batch.values, batch.times, batch.mask, batch.lengths)
-        expected = (batch.values.shape[0], batch.values.shape[1] - 1, 4 * self.path_channels)
-        if tuple(coeffs.shape) != expected:
-            raise ValueError(f"GRUODE: extras['cde_coeffs'] has shape {tuple(coeffs.shape)}; expected {expected}")
-        return coeffs.to(batch.values.dtype)
+        return batch_coefficients(batch, self.path_channels, "GRUODE")
 
     def states(self, coeffs: Tensor, end: int) -> Tensor:
         """``z = [x, h]`` at knots ``0 .. end-1``: ``(B, end, C' + H)``, rk4 at step 1, by the

@@ -38,7 +38,10 @@ from torch import Tensor, nn
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
 
-from .cde_path import cde_coefficients  # the one implementation; also public here
+from .cde_path import (  # the one implementation; also public here
+    batch_coefficients,
+    cde_coefficients,
+)
 from .common import check_choice, check_penalty, mlp
 from .fixed_step import cde_solve, steps_per_interval
 
@@ -162,17 +165,7 @@ class NeuralCDE(nn.Module):
 
     def coefficients(self, batch: SequenceBatch) -> Tensor:
         """The batch's spline coefficients ``(B, L-1, 4 * (C + 1))``: precomputed or computed here."""
-        coeffs = batch.extras.get("cde_coeffs")
-        if coeffs is None:
-            coeffs = cde_coefficients(batch.values, batch.times, batch.mask, batch.lengths)
-            return coeffs.to(batch.values.dtype)
-        b, length, _ = batch.values.shape
-        expected = (b, length - 1, 4 * self.path_channels)
-        if tuple(coeffs.shape) != expected:
-            raise ValueError(
-                f"NeuralCDE: extras['cde_coeffs'] has shape {tuple(coeffs.shape)}; expected {expected}"
-            )
-        return coeffs.to(batch.values.dtype)
+        return batch_coefficients(batch, self.path_channels, "NeuralCDE")
 
     def forward(self, batch: SequenceBatch) -> Tensor:
         if batch.values.shape[1] < 2:

@@ -17,9 +17,10 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 # Bump when the harness changes what a run measures (training loop, evaluation protocol), so old
 # records are not reused for new numbers.
@@ -175,18 +176,23 @@ def log_path(results_dir: str | Path, suite: str, rid: str) -> Path:
     return suite_dir(results_dir, suite) / "logs" / f"{rid}.log"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one.
+def write_atomic(path: Path, text: str | Callable[[IO[Any]], None], binary: bool = False) -> None:
+    """Write ``text`` (or what ``text(file)`` writes, in binary with ``binary``) to ``path`` so
+    that readers see the old file or the whole new one.
 
-    The temporary file lives in the same folder (``os.replace`` is atomic only within one file
-    system) and is fsynced before the rename, and the folder after it, so a crash cannot leave
-    a renamed-but-empty file.
+    The temporary file is hidden beside ``path`` (``.<name>.*.tmp``: ``os.replace`` is atomic
+    only within one file system) and is fsynced before the rename, and the folder after it, so a
+    crash or ``kill -9`` cannot leave a half-written or renamed-but-empty file. Records, reports
+    and the data caches all write through here.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            if callable(text):
+                text(f)
+            else:
+                f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import IO, TypeVar
 
 import platformdirs
 
-from bench.records import BenchWarning
+from bench.records import BenchWarning, write_atomic
 
 T = TypeVar("T")
 
@@ -98,18 +97,9 @@ def cache_dir() -> Path:
 
 def write_cache(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """Write a cache file atomically: ``write(file)`` into a hidden temporary file beside
-    ``path`` (``.<name>.*.tmp``), fsync, rename. Readers see the old file, the whole new one,
-    or none: a crash or ``kill -9`` mid-write never leaves half a cache."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    ``path``, fsync, rename (:func:`bench.records.write_atomic`). Readers see the old file, the
+    whole new one, or none: a crash or ``kill -9`` mid-write never leaves half a cache."""
+    write_atomic(path, write, binary=True)
 
 
 def read_cache(path: Path, read: Callable[[Path], T]) -> T | None:
