@@ -63,6 +63,20 @@ class FakeCrash(FakeGRU):
         raise RuntimeError("fake model crashed on purpose")
 
 
+class CountingClassifier(nn.Module):
+    """A linear read-out of the channel means that counts the examples it evaluates."""
+
+    def __init__(self, num_inputs: int, num_classes: int):
+        super().__init__()
+        self.head = nn.Linear(num_inputs, num_classes)
+        self.evaluated = 0
+
+    def forward(self, batch: SequenceBatch) -> torch.Tensor:
+        if not self.training:
+            self.evaluated += len(batch)
+        return self.head(batch.values.mean(1))
+
+
 class FakeDataModule:
     """Two channels, three classes: the class sets the sign pattern of the channel means."""
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from bench_fakes import FakeDataModule
+from bench_fakes import CountingClassifier, FakeDataModule
 from torch import nn
 
 from bench.batch import SequenceBatch
@@ -62,21 +62,9 @@ class Constant(nn.Module):
         return torch.zeros(len(batch), self.num_classes) + 0.0 * self.weight
 
 
-class Linear(nn.Module):
-    def __init__(self, num_inputs: int, num_classes: int):
-        super().__init__()
-        self.head = nn.Linear(num_inputs, num_classes)
-        self.evaluated = 0
-
-    def forward(self, batch: SequenceBatch) -> torch.Tensor:
-        if not self.training:
-            self.evaluated += len(batch)
-        return self.head(batch.values.mean(1))
-
-
 def test_validation_every_k_epochs_and_after_the_last(tmp_path):
     dm = FakeDataModule()
-    model = Linear(dm.num_inputs, dm.num_classes)
+    model = CountingClassifier(dm.num_inputs, dm.num_classes)
     module = fit(model, dm, TrainSettings(epochs=8, val_every=3, batch_size=16), device=torch.device("cpu"),
                  checkpoint_dir=tmp_path)  # fmt: skip
     assert [h["epoch"] for h in module.history] == [0, 3, 6, 7]

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from bench_fakes import CountingClassifier
 from torch import nn
 
 from bench.data import CharacterTrajectoriesDataModule, SequenceBatch
 from bench.settings import TrainSettings
 from bench.training import distinct_loaders, evaluate, fit
-
-
-class CountingClassifier(nn.Module):
-    """A linear read-out of the channel means that counts the examples it evaluates."""
-
-    def __init__(self, num_inputs: int, num_classes: int):
-        super().__init__()
-        self.head = nn.Linear(num_inputs, num_classes)
-        self.evaluated = 0
-
-    def forward(self, batch: SequenceBatch) -> torch.Tensor:
-        if not self.training:
-            self.evaluated += len(batch)
-        return self.head(batch.values.mean(1))
 
 
 @pytest.mark.parametrize(("train_hz", "eval_hz", "distinct"), [(0.5, 0.5, 1), (1.0, 0.5, 2)])
