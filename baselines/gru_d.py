@@ -29,8 +29,10 @@ from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
+from bench.models.registry import register_model
 
 from .common import check_penalty, gru_step
+from .references import ncde_experiments
 
 
 def last_observation(times: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
@@ -51,6 +53,8 @@ def last_observation(times: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return last_index, times_c - before_time
 
 
+@register_model("gru-d", description="GRU-D (Che et al. 2018): decays, mean imputation, mask input",
+                references=ncde_experiments({"hidden_size": 47}), tags=("timescale", "timestamps", "throughput"))
 class GRUD(nn.Module):
     """GRU-D classifier: ``forward(batch)`` -> logits ``(B, num_classes)`` from the last valid h.
 

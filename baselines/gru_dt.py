@@ -31,8 +31,10 @@ from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
+from bench.models.registry import register_model
 
 from .common import check_penalty, gru_step
+from .references import ncde_experiments
 
 
 def time_since_observation(times: Tensor, observed: Tensor) -> Tensor:
@@ -44,6 +46,11 @@ def time_since_observation(times: Tensor, observed: Tensor) -> Tensor:
     return times - times.gather(1, before)
 
 
+@register_model("gru-decay", description="GRU-D as the Neural CDE experiments run it ('decay'): GRU-Δt with h decayed by "
+                "each gap", references=ncde_experiments({"hidden_size": 47}, paper_table=True), tags=("missing",),
+                decay=True)
+@register_model("gru-dt", description="GRU-Δt (the Neural CDE paper's): GRU at observations, reading the time since the "
+                "previous one", references=ncde_experiments({"hidden_size": 47}, paper_table=True), tags=("missing",))
 class GRUDeltaT(nn.Module):
     """GRU-Δt (``decay=False``) or the Neural CDE experiments' decay GRU-D (``decay=True``).
 

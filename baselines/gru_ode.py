@@ -43,10 +43,12 @@ from torch.autograd.function import once_differentiable
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
+from bench.models.registry import register_model
 
 from .cde_path import batch_coefficients, cde_coefficients
 from .common import check_choice, check_penalty
 from .fixed_step import TABLEAUX, Tableau, rk_step, rk_step_backward
+from .references import ncde_experiments
 
 BACKENDS = ("auto", "fast", "autograd")
 
@@ -252,6 +254,8 @@ def _dense_tableau(tableau: Tableau, like: Tensor) -> tuple[Tensor, Tensor]:
     return matrix, weights
 
 
+@register_model("gru-ode", description="GRU-ODE (the Neural CDE paper's): a CDE with state [x, h], h driven by the time "
+                "channel, rk4", references=ncde_experiments({"hidden_size": 47}, paper_table=True), tags=("missing",))
 class GRUODE(nn.Module):
     """GRU-ODE classifier: ``forward(batch)`` -> logits ``(B, num_classes)``.
 

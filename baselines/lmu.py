@@ -39,7 +39,10 @@ from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
+from bench.models.registry import register_model
 from hippo import discretize, transition
+
+from .references import hippo_code
 
 
 def _memory(model: nn.Module, num_inputs: int, num_classes: int, hidden_size: int,
@@ -60,6 +63,8 @@ def _memory(model: nn.Module, num_inputs: int, num_classes: int, hidden_size: in
     return memory_order
 
 
+@register_model("lmu", description="LMU, hippo-code's gated cell (the HiPPO paper's LMU): Legendre memory, ZOH, theta 100",
+                references=hippo_code(), tags=("timescale", "timestamps", "mnist", "throughput"))
 class LMU(nn.Module):
     """hippo-code's LMU cell, gated (module docstring): ``forward(batch)`` -> logits
     ``(B, num_classes)`` from h after the last step read (``lengths``), as hippo-code reads it.
@@ -134,6 +139,8 @@ class LMU(nn.Module):
         return self.classifier(h), (h, m)
 
 
+@register_model("lmu-voelker", description="LMU, the ungated cell of Voelker et al. 2019 with keras-lmu's initialisation",
+                references=hippo_code())
 class VoelkerLMU(nn.Module):
     """The LMU paper's cell (module docstring), ungated: ``forward(batch)`` -> logits.
 

@@ -32,11 +32,11 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import torch
-import torchcde
 from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
+from bench.models.registry import register_model
 
 from .cde_path import (  # the one implementation; also public here
     batch_coefficients,
@@ -44,6 +44,7 @@ from .cde_path import (  # the one implementation; also public here
 )
 from .common import check_choice, check_penalty, mlp
 from .fixed_step import cde_solve, steps_per_interval
+from .references import ncde_experiments
 
 SOLVERS = ("rk4", "midpoint", "euler", "dopri5")
 BACKENDS = ("auto", "fast", "torchcde")
@@ -65,6 +66,10 @@ class _VectorField(nn.Module):
         return [(m.weight, m.bias) for m in self.net if isinstance(m, nn.Linear)]
 
 
+@register_model("ncde", description="Neural CDE (Kidger et al. 2020): Hermite cubic path, rk4 cdeint",
+                references=ncde_experiments({"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3},
+                                            paper_table=True),
+                tags=("timescale", "timestamps", "missing", "throughput"))
 class NeuralCDE(nn.Module):
     """Neural CDE classifier: ``forward(batch)`` -> logits ``(B, num_classes)``.
 
@@ -178,6 +183,8 @@ class NeuralCDE(nn.Module):
             z0 = self.initial(coeffs[:, 0, : self.path_channels])  # X(0): interval 0's a
             z = cde_solve(self.func.linears(), z0, coeffs, end, self.solver, self.steps_per_knot)
             return self.classifier(last_valid(z, lengths))
+        import torchcde  # imported by the reference path only: listing the models stays light
+
         X = torchcde.CubicSpline(coeffs)
         z0 = self.initial(X.evaluate(X.interval[0]))
         z = torchcde.cdeint(

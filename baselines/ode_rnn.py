@@ -30,9 +30,11 @@ from torch.autograd.function import once_differentiable
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid, observed_lengths, weight_norm_penalty
+from bench.models.registry import register_model
 
 from .common import check_choice, check_penalty, mlp
 from .fixed_step import TABLEAUX, MLPTape, rk_step, rk_step_backward
+from .references import ncde_experiments
 
 SOLVERS = ("rk4", "midpoint", "euler")
 
@@ -184,6 +186,10 @@ class _ODERNNRecurrence(torch.autograd.Function):
         return (torch.stack(grad_gi, dim=1), None, None, None, *grads)
 
 
+@register_model("ode-rnn", description="ODE-RNN (Rubanova et al. 2019): rk4 ODE between observations, GRU at them",
+                references=ncde_experiments({"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3},
+                                            paper_table=True),
+                tags=("timescale", "timestamps", "missing", "throughput"))
 class ODERNN(nn.Module):
     """ODE-RNN classifier: ``forward(batch)`` -> logits ``(B, num_classes)`` from the last valid h.
 

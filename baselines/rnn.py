@@ -15,6 +15,9 @@ from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
+from bench.models.registry import register_model
+
+from .references import hippo_code
 
 
 class _TorchRNNClassifier(nn.Module):
@@ -70,12 +73,16 @@ class _TorchRNNClassifier(nn.Module):
         return self.classifier(out[:, 0]), state
 
 
+@register_model("lstm", description="LSTM (torch.nn), last valid hidden state", references=hippo_code(),
+                tags=("timescale", "timestamps", "mnist", "missing", "throughput"))
 class LSTMClassifier(_TorchRNNClassifier):
     """LSTM baseline. Reference (HiPPO code, CharacterTrajectories): hidden 256, one layer."""
 
     rnn_type = nn.LSTM
 
 
+@register_model("gru", description="GRU (torch.nn), last valid hidden state", references=hippo_code(),
+                tags=("timescale", "timestamps", "mnist", "throughput"))
 class GRUClassifier(_TorchRNNClassifier):
     """GRU baseline. Reference (HiPPO code, CharacterTrajectories): hidden 256, one layer."""
 

@@ -16,7 +16,6 @@ layers over :func:`run`, :func:`prepare` and :func:`report`. Bad input raises
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import records
+from bench.registry import suggest
 from bench.suites import PROFILES, SUITES, TIME_MODES, build_suite
 
 
@@ -196,11 +196,11 @@ def run_specs(
         raise UsageError(str(e)) from None
     result.executor = built.describe()
     if write_report and global_rank() == 0 and specs:
-        from bench import reports as report_module
+        from bench import suite_report
 
         try:
-            result.report_paths = report_module.write_report(results_dir, specs[0].suite, profile)
-        except report_module.NoRecordsError as e:
+            result.report_paths = suite_report.write_report(results_dir, specs[0].suite, profile)
+        except suite_report.NoRecordsError as e:
             result.report_note = str(e)
     return result
 
@@ -254,11 +254,11 @@ def report(suite: str, *, results_dir: str | Path = "results", profile: str | No
            include: Sequence[str | Path] = ()) -> list[Path]:
     """Rebuild ``table.md``, ``table.tex`` and the plots of ``suite`` from its records alone
     (``include``: the files that register the records' outside models, for their versions)."""
-    from bench.reports import NoRecordsError, write_report
+    from bench.suite_report import NoRecordsError, write_report
 
     include_files(include)
     if suite not in SUITES:
-        raise UsageError(f"unknown suite {suite!r}; valid suites: {', '.join(SUITES)}")
+        raise UsageError(f"unknown suite {suite!r}{suggest(suite, SUITES.names())}; valid suites: {', '.join(SUITES)}")
     if profile is not None and profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
     try:
@@ -271,7 +271,7 @@ def load_results(results_dir: str | Path = "results", suite: str | None = None, 
                  include_stale: bool = False) -> Any:  # fmt: skip
     """The records under ``results_dir`` (or of one ``suite``) as a ``pandas.DataFrame``.
 
-    By default the records the reports use (:func:`bench.reports.reported_records`): per
+    By default the records the reports use (:func:`bench.suite_report.reported_records`): per
     profile and table cell the latest setting and model code, finished ok, so a ``groupby``
     gives the report's numbers. ``include_stale=True`` returns every record (failed ones, older
     harness versions, superseded settings); ``stale`` then says which are not what the reports
@@ -293,37 +293,19 @@ def load_results(results_dir: str | Path = "results", suite: str | None = None, 
         suites = sorted(p.name for p in root.iterdir() if (p / "records").is_dir())
     else:
         suites = []
-    from bench.reports import reported_records
+    from bench.reports import REPORT_COLUMNS
+    from bench.suite_report import record_table, reported_records
 
-    rows = []
+    frames = []
     for name in suites:
         recs = records.load_records(root, name)
         used, older = reported_records(recs)
-        for r in recs:
-            if include_stale or r.id in used:
-                rows.append({**_flat(r), "stale": r.id not in used or r.id in older})
-    frame = pd.DataFrame(rows)
+        kept = [r for r in recs if include_stale or r.id in used]
+        if kept:
+            table = record_table(kept).drop(columns=list(REPORT_COLUMNS))
+            frames.append(table.assign(stale=[r.id not in used or r.id in older for r in kept]))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     for column in frame.columns:  # metric columns numeric where every value is a number or missing
         if frame[column].map(lambda v: v is None or isinstance(v, int | float)).all():
             frame[column] = pd.to_numeric(frame[column])
     return frame
-
-
-def _flat(record: records.RunRecord) -> dict[str, Any]:
-    s = record.spec
-    row: dict[str, Any] = {
-        "id": record.id, "status": record.status, "error": record.error, "code_version": record.code_version,
-        "harness_version": record.harness_version,
-        "suite": s.suite, "task": s.task, "dataset": s.dataset, "condition": s.condition, "model": s.model,
-        "seed": s.seed, "profile": s.profile,
-    }  # fmt: skip
-    row.update({f"data.{k}": v for k, v in s.data.items()})
-    row.update({f"train.{k}": v for k, v in s.train.items()})
-    row.update({f"model.{k}": v for k, v in {**(record.model_config or {}), **s.model_args}.items()})
-    row.update({k: v for k, v in record.metrics.items() if not isinstance(v, dict | list)})
-    row.update({f"rate.{k}": v for k, v in (record.rate_curve or {}).items()})
-    row.update({f"throughput.{k}": v for k, v in (record.throughput or {}).items()})
-    row.update({f"env.{k}": v for k, v in (record.environment or {}).items() if not isinstance(v, dict)})
-    for key in ("num_parameters", "train_seconds", "peak_memory_bytes", "started_at", "finished_at", "reused_from"):
-        row[key] = getattr(record, key)
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}

@@ -181,9 +181,10 @@ def cmd_ls(what: str) -> int:
             except Exception as e:  # a model that cannot be built is listed, not fatal
                 params = f"unavailable ({type(e).__name__})"
             entry = get_model_entry(name)
-            rows.append((name, entry.description, params, entry.source))
-        print(tabulate(rows, headers=["model", "description", "parameters (3 in, 20 classes)", "from"],
-                       colalign=("left", "left", "right", "left")))  # fmt: skip
+            rows.append((name, entry.description, params, entry.source, ", ".join(entry.tags) or "–",
+                         ", ".join(entry.references) or "none: family defaults"))  # fmt: skip
+        print(tabulate(rows, headers=["model", "description", "parameters (3 in, 20 classes)", "from", "suite tags",
+                                      "reference settings"], colalign=("left", "left", "right", "left", "left", "left")))  # fmt: skip
     return 0
 
 
@@ -197,10 +198,11 @@ def print_result(result: object, results_dir: Path, suite: str) -> None:
     """The run table, where the report went, and (on stderr) how many runs failed."""
     from bench.progress import summary_table
     from bench.runner import global_rank
+    from bench.tasks import headline
 
     if global_rank() != 0:  # other DDP ranks: rank 0 reports
         return
-    print(summary_table(result.records, result.skipped_ids))
+    print(summary_table(result.records, result.skipped_ids, headline))
     if result.report_paths:
         print(f"report: {result.report_paths[0].parent}")
     elif result.report_note:

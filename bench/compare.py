@@ -71,9 +71,8 @@ class CompareError(ValueError):
 # --- what is compared ---------------------------------------------------------------------------
 
 
-# Every task's compared numbers (bench.tasks): test accuracy under both model selections, MSE,
-# throughput, peak memory. A record without one of them is not compared on it.
-METRICS = compare_metrics()
+# Every task's compared numbers (bench.tasks.compare_metrics): test accuracy under both model
+# selections, MSE, throughput, peak memory. A record without one of them is not compared on it.
 
 
 @dataclass(frozen=True)
@@ -213,7 +212,7 @@ def load_runs(directory: str | Path, suites: Sequence[str] | None = None) -> Loa
             (skey, machine), Group(s.suite, s.model, s.condition, s.profile, machine)
         )
         group.seeds.append(seed)
-        for metric in METRICS:
+        for metric in compare_metrics():
             value = _number(metric.read(record))
             if value is not None:
                 group.values.setdefault(metric.name, []).append(value)
@@ -399,7 +398,7 @@ def _compare_group(group: Group, baselines: list[Group], options: CompareOptions
     """The metrics of ``kinds`` of one candidate group against its baseline groups (one per
     baseline directory and machine kind)."""
     findings = []
-    for metric in METRICS:
+    for metric in compare_metrics():
         if metric.kind not in kinds:
             continue
         base_values = [b.values.get(metric.name, []) for b in baselines]

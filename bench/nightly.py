@@ -162,8 +162,9 @@ def nightly(
         description = result.executor
         if global_rank() == 0:
             from bench.progress import summary_table
+            from bench.tasks import headline
 
-            print(summary_table(result.records, result.skipped_ids))
+            print(summary_table(result.records, result.skipped_ids, headline))
         outcomes.append(SuiteOutcome(suite, result.records, result.skipped, time.perf_counter() - start))
     if global_rank() != 0:  # other DDP ranks: rank 0 compares and writes the summary
         return 0

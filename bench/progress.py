@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -24,7 +25,9 @@ from rich.progress import (
 )
 
 from bench.records import RunRecord, RunSpec
-from bench.tasks import get_task
+
+# The one number that says how a run went: bench.tasks.headline (the run's task knows which).
+Headline = Callable[[RunRecord], str]
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -44,20 +47,18 @@ def run_seconds(record: RunRecord, fallback: float) -> float:
         return fallback
 
 
-def headline(record: RunRecord) -> str:
-    """The one number that says how a run went (or its error)."""
-    if record.status != "ok":
-        return (record.error or "failed").splitlines()[0][:120]
-    key, fmt = get_task(record.spec.task).headline
-    value = record.metrics.get(key)
-    return "" if value is None else fmt.format(value)
+def error_line(record: RunRecord) -> str:
+    """A failed run's error on one line ("" for a run that went well): the headline of last resort."""
+    return "" if record.status == "ok" else (record.error or "failed").splitlines()[0][:120]
 
 
 class SuiteProgress:
     """Reports a suite's progress; use as a context manager around the suite."""
 
-    def __init__(self, total: int, title: str, interactive: bool | None = None) -> None:
+    def __init__(self, total: int, title: str, interactive: bool | None = None,
+                 headline: Headline = error_line) -> None:  # fmt: skip
         self.total = total
+        self.headline = headline
         self.title = title
         self.interactive = sys.stderr.isatty() if interactive is None else interactive
         self.done = 0
@@ -131,11 +132,11 @@ class SuiteProgress:
             self._progress.update(self._suite_task, advance=1, eta="-" if eta is None else _fmt_seconds(eta))
             if not skipped or status == "claimed":
                 ran = "by another process" if skipped else _fmt_seconds(run_seconds(record, seconds))
-                self._progress.console.print(f"{status:6s} {record.spec.label()}  {headline(record)}  (ran {ran})")
+                self._progress.console.print(f"{status:6s} {record.spec.label()}  {self.headline(record)}  (ran {ran})")
             return
         eta = self.eta()
         print(
-            f"[{self.done}/{self.total}] {status:6s} {record.spec.label()}  {headline(record)}  "
+            f"[{self.done}/{self.total}] {status:6s} {record.spec.label()}  {self.headline(record)}  "
             f"({'ran by another process; ' if status == 'claimed' else '' if skipped else 'ran ' + _fmt_seconds(run_seconds(record, seconds)) + '; '}"
             f"elapsed {_fmt_seconds(time.perf_counter() - self.start)}"
             f"{'' if eta is None else ', eta ' + _fmt_seconds(eta)})",
@@ -166,7 +167,8 @@ class EpochProgress(L.Callback):
             self.run_log.info("epoch %s", {k: round(v, 5) if isinstance(v, float) else v for k, v in entry.items()})
 
 
-def summary_table(recs: list[RunRecord], skipped: set[str] | frozenset[str] = frozenset()) -> str:
+def summary_table(recs: list[RunRecord], skipped: set[str] | frozenset[str] = frozenset(),
+                  headline: Headline = error_line) -> str:  # fmt: skip
     """One line per run: model, condition, seed, status and headline metric (plain text).
 
     Runs in ``skipped`` (their record existed before this command) say so, without their

@@ -5,8 +5,10 @@ An entry's target is ``"module:attribute"`` (imported on first use, so heavy opt
 dependencies load only when that entry is used) or the object itself. :func:`load_target` is the
 one loader every registry and lazy module attribute uses. A registry may also read the entry
 points of installed distributions (``importlib.metadata``, group e.g. ``hippo_bench.models``),
-lazily, the first time a name is missing or the names are listed. Lookups of unknown names raise
-``ValueError`` with one line that lists the valid names and suggests the closest one.
+lazily, the first time a name is missing or the names are listed, and import the modules that
+register its built-in entries (:meth:`Registry.autoload`: a model's file registers itself, timm's
+way) before the first lookup. Lookups of unknown names raise ``ValueError`` with one line that
+lists the valid names and suggests the closest one.
 
 This module imports nothing from the project: every layer may use it.
 """
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 E = TypeVar("E")
+_REQUIRED: Any = object()  # Registry.get without a default: an unknown name raises
 
 
 def load_target(target: str | Any) -> Any:
@@ -66,9 +69,25 @@ class Registry(Generic[E]):
         self._from_entry_point = from_entry_point
         self._entries: dict[str, E] = {}
         self._discovered = entry_points is None
+        self.autoload_modules: tuple[str, ...] = ()
+        self._autoloaded = True
+
+    def autoload(self, modules: tuple[str, ...]) -> None:
+        """Import ``modules`` (which register entries when imported) before the first lookup,
+        listing or registration: the registry's built-in entries, without importing them now."""
+        self.autoload_modules = tuple(modules)
+        self._autoloaded = not modules
+
+    def _load_builtin(self) -> None:
+        if self._autoloaded:
+            return
+        self._autoloaded = True  # first: the modules' own registrations come back through add()
+        for module in self.autoload_modules:
+            importlib.import_module(module)
 
     def add(self, name: str, entry: E) -> E:
         """Register ``entry`` under ``name``; a second entry for one name is refused."""
+        self._load_builtin()
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
@@ -88,18 +107,41 @@ class Registry(Generic[E]):
                                                                    dist.name if dist else "?")  # fmt: skip
 
     def __contains__(self, name: object) -> bool:
+        self._load_builtin()
         if name not in self._entries:
             self.discover()
         return name in self._entries
 
-    def get(self, name: str) -> E:
-        """The entry of ``name``; ValueError listing the valid names (and the closest one)."""
+    def get(self, name: str, default: Any = _REQUIRED) -> E:
+        """The entry of ``name``; ValueError listing the valid names (and the closest one), or
+        ``default`` when one is given."""
         if name in self:
             return self._entries[name]
+        if default is not _REQUIRED:
+            return default
         valid = self.names()
         raise ValueError(f"unknown {self.kind} {name!r}{suggest(name, valid)}; valid {self.kind}s: {', '.join(valid)}")
 
+    def load(self, name: str) -> Any:
+        """The object ``name``'s entry names: a ``"module:attr"`` entry imported, else the entry."""
+        return load_target(self.get(name))
+
+    def items(self) -> list[tuple[str, E]]:
+        return [(name, self._entries[name]) for name in self.names()]
+
+    def __getitem__(self, name: str) -> E:
+        return self.get(name)
+
+    def __setitem__(self, name: str, entry: E) -> None:
+        """Register or replace (``add`` refuses a second entry; tests and overrides replace)."""
+        self._load_builtin()
+        self._entries[name] = entry
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
     def names(self) -> list[str]:
+        self._load_builtin()
         self.discover()
         return list(self._entries)
 
@@ -109,5 +151,7 @@ class Registry(Generic[E]):
     def copy(self) -> Registry[E]:
         """An independent registry with the same entries (tests register stand-ins on a copy)."""
         other: Registry[E] = Registry(self.kind, self.entry_points, self._from_entry_point)
+        self._load_builtin()
         other._entries, other._discovered = dict(self._entries), self._discovered
+        other.autoload_modules = self.autoload_modules
         return other

@@ -1,10 +1,15 @@
-"""Tables and plots from run records alone (nothing here trains or imports a model).
+"""The record table, and the tables and plots built from it (nothing here trains or imports a model).
 
-For each suite: ``table.md`` and ``table.tex`` (rows = models, columns = conditions: shifts,
-tasks or N; ``mean ± std (n)`` over seeds with the best mean in bold; chance level, time mode
-and profile in the caption) and seaborn plots as PNG and PDF, all in ``<results>/<suite>/``.
-Records of one profile are reported (the largest present unless asked); when a spec was run
-more than once (an older code version), its latest record counts.
+:func:`records_frame` is the one table of records (one row per record: the spec, status,
+versions, the numbers the reports plot, and every spec, config, metric and environment field
+flattened as ``data.*``, ``train.*``, ``model.*``, ``rate.*``, ``throughput.*``, ``env.*``);
+:func:`select_records` picks what a report shows; :func:`record_marks` marks what may not be what
+this checkout computes. The rest renders: :class:`Table` (``mean ± std (n)`` over seeds, best in
+bold) as Markdown and LaTeX, the published-numbers and settings tables, and figures as PNG and
+PDF. Each task's own report (:mod:`bench.tasks`) composes these; :mod:`bench.suite_report` writes
+a suite's ``table.md``, ``table.tex`` and plots. Records of one profile are reported (the largest
+present unless asked); when a spec was run more than once (an older code version), its latest
+record counts.
 
 Records that may not be what this checkout computes are marked in every table cell they enter,
 with a legend under the table (:data:`MARKS`): † an older code version of the model (or, for
@@ -28,15 +33,16 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display (CI, nightly jobs)
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from bench import records  # noqa: E402
 from bench.published import published_anchor, verdict  # noqa: E402
 from bench.records import RunRecord  # noqa: E402
-from bench.settings import TrainSettings, follows_profile, profile_description  # noqa: E402
-from bench.suites import PROFILES  # noqa: E402
-from bench.tasks import get_task  # noqa: E402
+from bench.settings import PROFILES, TrainSettings  # noqa: E402
+
+# Knows the code version a record of (task, model) would have in this checkout (None: cannot
+# tell); bench.tasks.current_version is the one, handed in from above.
+CurrentVersion = Callable[[str, str], "str | None"]
 
 
 class NoRecordsError(Exception):
@@ -56,12 +62,22 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
-def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
-    """One row per record: spec fields, status and the flat metrics the tables and plots use."""
+def records_frame(recs: Sequence[RunRecord], current_version: CurrentVersion | None = None) -> pd.DataFrame:
+    """The record table: one row per record (columns: module docstring).
+
+    ``current_version(task, model)`` fills ``current_version``, the code version a record of
+    that task and model would have now (None where unknown, and everywhere without it): reports
+    mark records of older code (:func:`record_marks`).
+    """
+    versions: dict[tuple[str, str], str | None] = {}
     rows = []
     for r in recs:
         s = r.spec
-        row = {
+        key = (s.task, s.model)
+        if key not in versions:
+            versions[key] = current_version(*key) if current_version is not None else None
+        row = _flat_fields(r)
+        row |= {
             "id": r.id, "suite": s.suite, "task": s.task, "model": s.model, "condition": s.condition,
             "seed": s.seed, "profile": s.profile, "time": s.data.get("time"), "status": r.status,
             "train_hz": s.data.get("train_hz"),
@@ -69,6 +85,7 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
             "setting_key": records.canonical_json({**s.to_dict(), "seed": None}),
             "version_key": f"{r.code_version}|{r.harness_version}",
             "code_version": r.code_version, "harness_version": r.harness_version,
+            "current_version": versions[key],
             "num_parameters": r.num_parameters, "num_classes": r.metrics.get("num_classes"),
             "git_commit": (r.environment or {}).get("git_commit"), "git_dirty": (r.environment or {}).get("git_dirty"),
         }  # fmt: skip
@@ -80,16 +97,44 @@ def records_frame(recs: Sequence[RunRecord]) -> pd.DataFrame:
         row["train_seconds"] = r.train_seconds
         row["reused_from"] = r.reused_from
         row["N"] = s.model_args.get("N")
-        for key in ("train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s",
-                    "stream_samples_per_s", "stream_steps_per_s", "state_bytes_per_series",
-                    "peak_memory_bytes", "peak_rss_bytes"):  # fmt: skip
-            row[key] = (r.throughput or {}).get(key)
+        for name in ("train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s",
+                     "stream_samples_per_s", "stream_steps_per_s", "state_bytes_per_series", "peak_rss_bytes"):  # fmt: skip
+            row[name] = (r.throughput or {}).get(name)
+        if row["peak_memory_bytes"] is None:
+            row["peak_memory_bytes"] = (r.throughput or {}).get("peak_memory_bytes")
         row["rate_curve"] = dict(r.rate_curve or {})
         row["history"] = list(r.history or [])
         row["test_examples"] = r.metrics.get("test_examples")
         row["test_size"] = ((r.data_protocol or {}).get("split_sizes") or {}).get("test")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Columns of the record table that only the reports use (keys, summaries, curves).
+REPORT_COLUMNS = ("spec_key", "setting_key", "version_key", "current_version", "settings", "rate_curve", "history",
+                  "time", "train_hz", "N", "test_size", "git_commit", "git_dirty")  # fmt: skip
+
+
+def _flat_fields(record: RunRecord) -> dict[str, Any]:
+    """A record's fields, flat: the spec, ``data.*``, ``train.*``, ``model.*`` (its resolved
+    configuration), the scalar metrics, ``rate.<r>``, ``throughput.*``, ``env.*``."""
+    s = record.spec
+    row: dict[str, Any] = {
+        "id": record.id, "status": record.status, "error": record.error, "code_version": record.code_version,
+        "harness_version": record.harness_version,
+        "suite": s.suite, "task": s.task, "dataset": s.dataset, "condition": s.condition, "model": s.model,
+        "seed": s.seed, "profile": s.profile,
+    }  # fmt: skip
+    row.update({f"data.{k}": v for k, v in s.data.items()})
+    row.update({f"train.{k}": v for k, v in s.train.items()})
+    row.update({f"model.{k}": v for k, v in {**(record.model_config or {}), **s.model_args}.items()})
+    row.update({k: v for k, v in record.metrics.items() if not isinstance(v, dict | list)})
+    row.update({f"rate.{k}": v for k, v in (record.rate_curve or {}).items()})
+    row.update({f"throughput.{k}": v for k, v in (record.throughput or {}).items()})
+    row.update({f"env.{k}": v for k, v in (record.environment or {}).items() if not isinstance(v, dict)})
+    for key in ("num_parameters", "train_seconds", "peak_memory_bytes", "started_at", "finished_at", "reused_from"):
+        row[key] = getattr(record, key)
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
 
 # Settings shown per model in a report: training settings, then the model's width arguments.
@@ -102,7 +147,7 @@ def _settings_summary(record: RunRecord) -> dict[str, Any]:
     """The effective settings a record states: its training settings and model configuration."""
     config = {**(record.model_config or {}), **record.spec.model_args}
     train = dict(record.spec.train)
-    if get_task(record.spec.task).settings:
+    if train:  # a task with training settings (funcapprox has none)
         try:  # older records leave defaults out: state them (weight decay 0, ...)
             train = TrainSettings.from_dict(train).to_dict()
         except ValueError:
@@ -143,20 +188,6 @@ MARKS = {
 }
 
 
-def _current_version(task: str, model: str) -> str | None:
-    """The code version a record of ``task`` and ``model`` would have now (the model's, or the
-    task's own such as ``hippo.funcapprox``'s for its measures); None when it cannot be known."""
-    try:
-        t = get_task(task)
-        if t.version is not None:
-            return str(t.load("version"))
-        from bench.models import get_model_entry
-
-        return get_model_entry(model).code_version()
-    except Exception:
-        return None  # a model that is not registered (or does not import) here
-
-
 @functools.lru_cache(maxsize=4096)
 def _is_ancestor(folder: str, commit: str) -> bool | None:
     """Whether ``commit`` is an ancestor of HEAD in the git repository holding ``folder``;
@@ -178,11 +209,9 @@ def record_marks(ok: pd.DataFrame, folder: Path) -> tuple[pd.Series, bool]:
     be checked against HEAD (git not there, or ``folder`` not in a repository)."""
     unknown = False
     marks = []
-    current = {key: _current_version(*key) for key in dict.fromkeys(zip(ok["task"], ok["model"], strict=True))}
-    for r in ok.itertuples():
+    for r, current in zip(ok.itertuples(), is_current(ok), strict=True):
         found = ""
-        now = current[(r.task, r.model)]
-        if r.harness_version != records.HARNESS_VERSION or (now is not None and r.code_version != now):
+        if not current:
             found += "†"
         if r.git_dirty is True:
             found += "‡"
@@ -301,7 +330,7 @@ def to_latex(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
+def save_figure(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
     fig.tight_layout()
     for p in paths:
@@ -312,12 +341,12 @@ def _save(fig: plt.Figure, folder: Path, name: str) -> list[Path]:
     return paths
 
 
-def _time_note(ok: pd.DataFrame) -> str:
+def time_note(ok: pd.DataFrame) -> str:
     modes = sorted({t for t in ok["time"] if isinstance(t, str)})
     return f" Time given to models: {' and '.join(modes)}." if modes else ""
 
 
-def _column_label(ok: pd.DataFrame) -> pd.Series:
+def column_label(ok: pd.DataFrame) -> pd.Series:
     """Condition, plus the time mode when records of both modes are reported side by side, and
     the dataset when records of several datasets are (``--dataset``)."""
     label = ok["condition"]
@@ -350,29 +379,29 @@ def settings_table(ok: pd.DataFrame) -> Table:
         shown.append("training time (all runs)")
         for i, model in enumerate(rows):
             total = seconds.get(model)
-            cells[i].append("–" if total is None or pd.isna(total) else _duration(float(total)))
+            cells[i].append("–" if total is None or pd.isna(total) else duration(float(total)))
     return Table("Settings of each model (from the records: training settings and model arguments).",
                  "model", shown, rows, cells, [[False] * len(shown) for _ in rows])  # fmt: skip
 
 
-def _is_current(ok: pd.DataFrame) -> pd.Series:
+def is_current(ok: pd.DataFrame) -> pd.Series:
     """Per run: did it run on this version of its model (or task) and of the harness? (True
-    for a version this checkout cannot know: a model that is not registered or does not import.)"""
-    current = {key: _current_version(*key) for key in dict.fromkeys(zip(ok["task"], ok["model"], strict=True))}
-    return pd.Series([h == records.HARNESS_VERSION and (current[(t, m)] is None or c == current[(t, m)])
-                      for t, m, c, h in zip(ok["task"], ok["model"], ok["code_version"], ok["harness_version"],
-                                            strict=True)],
+    for a version this checkout cannot know: a model that is not registered or does not import,
+    or a table built without ``current_version``.)"""
+    return pd.Series([h == records.HARNESS_VERSION and (now is None or c == now)
+                      for c, h, now in zip(ok["code_version"], ok["harness_version"], ok["current_version"],
+                                           strict=True)],
                      index=ok.index, dtype=bool)  # fmt: skip
 
 
-def _older_code_note(ok: pd.DataFrame) -> str | None:
+def older_code_note(ok: pd.DataFrame) -> str | None:
     """Which models' shown records come from another code or harness version than this one
     (a changed model's records wait for their rerun), or None."""
     older = {}
-    stale = ok[~_is_current(ok)]
+    stale = ok[~is_current(ok)]
     for model, old in stale.groupby("model", sort=False):
         runs = ok[ok["model"] == model]
-        now = (_current_version(old["task"].iloc[0], model) or "?", records.HARNESS_VERSION)
+        now = (old["current_version"].iloc[0] or "?", records.HARNESS_VERSION)
         versions = ", ".join(sorted({f"code {c}, harness {h}" for c, h in
                                      zip(old["code_version"], old["harness_version"], strict=True)}))
         cells = ", ".join(dict.fromkeys(old["column"] if "column" in old else old["condition"]))
@@ -428,7 +457,7 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
         if at_train:
             line.append(" / ".join(measured(model, "acc_train_rate", c) for c in conditions))
         seconds = ok[ok["model"] == model]["train_seconds"].sum(min_count=1)
-        line.append("–" if pd.isna(seconds) else _duration(float(seconds)))
+        line.append("–" if pd.isna(seconds) else duration(float(seconds)))
         cells.append(line)
     sources = sorted({v.source for v in found.values() if v})
     caption = (f"{suite}: side by side with the published numbers ({'; '.join(sources)}); test accuracy (%), "
@@ -445,250 +474,8 @@ def published_table(suite: str, ok: pd.DataFrame) -> Table | None:
     return table
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     minutes = seconds / 60
     return f"{minutes:.1f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
-def classification_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
-    ok = ok.assign(column=_column_label(ok))
-    classes = {int(c) for c in ok["num_classes"].dropna()}
-    chance = "; ".join(f"{100 / c:.1f}% ({c} classes)" for c in sorted(classes)) or "unknown"
-    dataset = ok["dataset"].dropna().iloc[0] if ok["dataset"].notna().any() else None
-    if all(follows_profile(dataset, r.model, profile, r.settings) for r in ok.itertuples()):
-        scaling = profile_description(dataset, profile)
-    else:  # records of an older suite definition or custom specs: the caption must not claim it
-        scaling = f"{profile}, with the settings of the settings table (not this version's {profile} definition)"
-    caption = (
-        f"{suite}: test accuracy (%) at the evaluation rate, mean ± std over seeds (n runs); "
-        f"best mean in bold. Chance level: {chance}. Profile {scaling}; each model's settings are in "
-        f"the settings table.{_time_note(ok)} Model selection on validation at the training rate: "
-        "the honest protocol, which never sees the shifted rate before the test."
-    )
-    tables = [pivot_table(ok, "test_acc", row="model", column="column", scale=100, caption=caption)]
-    reference = ok.dropna(subset=["test_acc_eval_selected"])
-    if not reference.empty:
-        tables.append(pivot_table(
-            reference, "test_acc_eval_selected", row="model", column="column", scale=100,
-            caption=f"{suite}: reference protocol (selection at the evaluation rate): test accuracy (%) of "
-                    "the weights from the epoch with the best validation accuracy at the EVALUATION rate. "
-                    "The references validate at the evaluation rate (hippo-code datasets/uea.py subsamples "
-                    "validation at eval_hz); the Neural CDE experiments keep the best such epoch, checked "
-                    "every 10 epochs, and hippo-code logs test accuracy every epoch without a selection "
-                    "rule. Every epoch is a candidate here. It peeks at the shifted distribution, so it is "
-                    "optimistic; same training runs as the table above; mean ± std over seeds (n runs).",
-        ))  # fmt: skip
-    # Accuracy at the training rate (from the rate curve) says whether a model learned the task at
-    # all, so the tables above separate "did not learn" from "did not transfer to the new rate".
-    at_train = [
-        (r.rate_curve or {}).get(str(float(r.train_hz))) if pd.notna(r.train_hz) else None
-        for r in ok.itertuples()
-    ]
-    ok = ok.assign(acc_train_rate=at_train)
-    if any(v is not None for v in at_train):
-        same_rate = ok.dropna(subset=["acc_train_rate"])
-        tables.append(pivot_table(
-            same_rate, "acc_train_rate", row="model", column="column", scale=100,
-            caption=f"{suite}: test accuracy (%) at the TRAINING rate (no shift), for reference; "
-                    f"mean ± std over seeds (n runs). Profile: {profile}.{_time_note(ok)}",
-        ))  # fmt: skip
-    partial = ok.dropna(subset=["test_examples", "test_size"])
-    partial = partial[partial["test_examples"] < partial["test_size"]]
-    if len(partial):
-        low, high, size = (int(v) for v in (partial["test_examples"].min(), partial["test_examples"].max(),
-                                            partial["test_size"].max()))  # fmt: skip
-        seen = f"{low}" if low == high else f"{low}-{high}"
-        tables[0].notes.append(f"Test accuracy of {len(partial)} run(s) on the first {seen} of {size} test "
-                               "examples only (the profile limits evaluation batches).")  # fmt: skip
-    copies = ok[ok["reused_from"].notna()]
-    if len(copies):
-        models = ", ".join(dict.fromkeys(copies["model"]))
-        tables[0].notes.append(
-            f"{len(copies)} run(s) of {models} are the computation of another condition's run (the "
-            "conditions differ only in what these models ignore, e.g. the clock's scale for a model "
-            "with time_scale_invariant), so they repeat its results: the same computation up to float "
-            "rounding, not an independent replicate.")  # fmt: skip
-    if failed:
-        tables[0].notes.append(f"Failed runs (not in the table): {failed}.")
-    if (note := _older_code_note(ok)) is not None:
-        tables[0].notes.append(note)
-    if profile == "paper" and (table := published_table(suite, ok)) is not None:
-        tables.append(table)
-    tables.append(settings_table(ok))
-    paths = []
-    title = f"{suite}, {_profile_title(ok, profile)}"
-    fig, ax = plt.subplots(figsize=(max(6, 0.8 * ok["model"].nunique() + 2), 4.4))
-    models, columns = list(dict.fromkeys(ok["model"])), list(dict.fromkeys(ok["column"]))
-    sns.barplot(data=ok.assign(acc=ok["test_acc"] * 100), x="model", y="acc", hue="column", ax=ax,
-                errorbar="sd", order=models, hue_order=columns)  # fmt: skip
-    for c in sorted(classes):
-        ax.axhline(100 / c, ls=":", color="black", lw=1, label=f"chance ({100 / c:.0f}%)")
-    if profile == "paper":  # the published number on its bar
-        source = dict(zip(ok["column"], zip(ok["dataset"], ok["condition"], strict=True), strict=True))
-        width = 0.8 / len(columns)
-        marks = [(i - 0.4 + (j + 0.5) * width, anchor.mean) for i, m in enumerate(models)
-                 for j, c in enumerate(columns) if (anchor := published_anchor(*source[c], m)) is not None]  # fmt: skip
-        if marks:
-            ax.scatter(*zip(*marks, strict=True), marker="_", s=400, linewidths=2.5, color="black", zorder=5,
-                       label="published")  # fmt: skip
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_xlabel("")
-    ax.tick_params(axis="x", rotation=45)
-    ax.set_title(f"{title}\nselection at the training rate; bars: mean over seeds, error bars: ± 1 sd", fontsize=9)
-    ax.legend(title="", fontsize=8)
-    paths += _save(fig, folder, "accuracy")
-
-    curve = [
-        {"model": r.model, "column": r.column, "seed": r.seed, "rate": float(rate), "acc": acc * 100}
-        for r in ok.itertuples() for rate, acc in r.rate_curve.items() if acc is not None
-    ]  # fmt: skip
-    if curve:
-        grid = sns.relplot(data=pd.DataFrame(curve), x="rate", y="acc", hue="model", col="column",
-                           kind="line", marker="o", errorbar="sd", height=3.5)  # fmt: skip
-        grid.set_axis_labels("test rate (fraction of the source rate)", "test accuracy (%)")
-        grid.set_titles("trained {col_name}")
-        # The dashed line marks the rate the model was trained at: the curve's peak should sit there.
-        train_rates = ok.dropna(subset=["train_hz"]).groupby("column")["train_hz"].first()
-        for name, ax in grid.axes_dict.items():
-            if name in train_rates:
-                ax.axvline(train_rates[name], ls="--", color="grey", lw=1)
-                ax.text(train_rates[name], 50, "training rate ", rotation=90, ha="right", va="center",
-                        fontsize=7, color="grey")  # fmt: skip
-            for c in sorted(classes):
-                ax.axhline(100 / c, ls=":", color="black", lw=1)
-                ax.text(ax.get_xlim()[0], 100 / c, f" chance ({100 / c:.0f}%)", va="bottom", fontsize=7)
-        sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.95))
-        grid.figure.suptitle(f"{title}: selection at the training rate; lines: mean over seeds, bands: ± 1 sd",
-                             fontsize=9, y=1.04)  # fmt: skip
-        paths += _save(grid.figure, folder, "accuracy_vs_rate")
-
-    paths += learning_curves(ok, folder)
-    speed = ok.dropna(subset=["train_samples_per_s"])
-    if not speed.empty:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        sns.scatterplot(data=speed.assign(acc=speed["test_acc"] * 100), x="train_samples_per_s", y="acc",
-                        hue="model", style="column", ax=ax)  # fmt: skip
-        ax.set_xscale("log")
-        ax.set_xlabel("training throughput (samples/s)")
-        ax.set_ylabel("test accuracy (%)")
-        paths += _save(fig, folder, "accuracy_vs_throughput")
-    return tables, paths
-
-
-# History keys of validation accuracy, and how the learning-curve plot names them.
-VALIDATION_CURVES = {"val_acc_train_rate": "training rate", "val_acc_eval_rate": "evaluation rate",
-                     "val_acc": "validation"}  # fmt: skip
-
-
-def _profile_title(ok: pd.DataFrame, profile: str) -> str:
-    """The profile in a figure title: ``quick profile (8 epochs)``, ``paper profile``."""
-    epochs = sorted({int(s["epochs"]) for s in ok["settings"] if s.get("epochs") is not None})
-    shown = f"{epochs[0]}" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}" if epochs else "?"
-    return f"{profile} profile ({shown} epochs)" if profile != "paper" else f"paper profile (up to {shown} epochs)"
-
-
-def learning_curves(ok: pd.DataFrame, folder: Path) -> list[Path]:
-    """Validation accuracy per epoch at both rates, per model and condition (mean and sd over seeds)."""
-    points = [
-        {"model": r.model, "column": r.column, "seed": r.seed, "epoch": entry["epoch"] + 1,
-         "rate": name, "acc": entry[key] * 100}
-        for r in ok.itertuples() for entry in r.history for key, name in VALIDATION_CURVES.items()
-        if entry.get(key) is not None and not math.isnan(entry[key])
-    ]  # fmt: skip
-    if not points:
-        return []
-    grid = sns.relplot(data=pd.DataFrame(points), x="epoch", y="acc", hue="model", style="rate", col="column",
-                       kind="line", errorbar="sd", height=3.5)  # fmt: skip
-    grid.set_axis_labels("epoch", "validation accuracy (%)")
-    grid.set_titles("{col_name}")
-    sns.move_legend(grid, "upper left", bbox_to_anchor=(1.0, 0.95))
-    grid.figure.suptitle("validation accuracy per validated epoch at both rates; lines: mean over seeds, "
-                         "bands: ± 1 sd", fontsize=9, y=1.04)  # fmt: skip
-    return _save(grid.figure, folder, "learning_curves")
-
-
-def funcapprox_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
-    ok = ok.assign(measure=ok["model"], column="N=" + ok["N"].astype(int).astype(str))
-    ok = ok.sort_values("N", kind="stable")
-    mse = pivot_table(ok, "mse", row="measure", column="column", fmt=".3g", higher_is_better=False,
-                      caption=f"{suite}: reconstruction MSE over the whole history, mean ± std over seeds (n); "
-                              f"lowest in bold. Profile: {profile}.")  # fmt: skip
-    speed = pivot_table(ok, "steps_per_s", row="measure", column="column", fmt=".3g",
-                        caption=f"{suite}: online update speed (steps/s); highest in bold. Profile: {profile}.")  # fmt: skip
-    if failed:
-        mse.notes.append(f"Failed runs (not in the table): {failed}.")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sns.lineplot(data=ok, x="N", y="mse", hue="measure", marker="o", errorbar="sd", ax=ax)
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_ylabel("reconstruction MSE")
-    return [mse, speed], _save(fig, folder, "mse_vs_n")
-
-
-def throughput_report(suite: str, ok: pd.DataFrame, profile: str, failed: int, folder: Path) -> tuple[list[Table], list[Path]]:
-    measures = ["train_samples_per_s", "infer_samples_per_s", "train_steps_per_s", "infer_steps_per_s"]
-    # streaming inference (one step at a time through the model's recurrent form), where it has one
-    measures += [m for m in ("stream_samples_per_s", "stream_steps_per_s") if ok[m].notna().any()]
-    long = ok.melt(id_vars=["model", "seed", *(["marks"] if "marks" in ok else [])], value_name="value",
-                   var_name="measure", value_vars=measures)  # fmt: skip
-    speed = pivot_table(long, "value", row="model", column="measure", fmt=".4g",
-                        caption=f"{suite}: throughput (median of timed iterations), mean ± std over seeds (n); "
-                                f"fastest in bold. Condition: {', '.join(dict.fromkeys(ok['condition']))}. "
-                                f"Profile: {profile}.")  # fmt: skip
-    mem = ok.assign(peak_mb=(ok["peak_memory_bytes"].fillna(ok["peak_rss_bytes"])) / 2**20,
-                    memory="peak memory (MiB)", params="parameters")  # fmt: skip
-    memory = pivot_table(mem, "peak_mb", row="model", column="memory", fmt=".1f", higher_is_better=False,
-                         caption=f"{suite}: peak memory (CUDA max allocated; on CPU the process's peak RSS).")  # fmt: skip
-    tables = [speed, memory]
-    if ok["state_bytes_per_series"].notna().any():
-        tables.append(pivot_table(ok.assign(state_kb=ok["state_bytes_per_series"] / 1024, memory="streaming state (KiB per series)"),
-                            "state_kb", row="model", column="memory", fmt=".1f", higher_is_better=False,
-                            caption=f"{suite}: memory of the streaming state per series: constant in the sequence length."))  # fmt: skip
-    if failed:
-        speed.notes.append(f"Failed runs (not in the table): {failed}.")
-    fig, ax = plt.subplots(figsize=(max(6, 0.6 * ok["model"].nunique() + 2), 4))
-    sns.barplot(data=long[long["measure"].str.endswith("samples_per_s")], x="model", y="value", hue="measure", ax=ax)
-    ax.set_yscale("log")
-    ax.set_ylabel("samples/s")
-    ax.tick_params(axis="x", rotation=45)
-    return tables, _save(fig, folder, "throughput")
-
-
-def reported_records(recs: Sequence[RunRecord]) -> tuple[set[str], set[str]]:
-    """``(ids the reports use, ids among them from an older model code or harness)``: per
-    profile, the records :func:`select_records` keeps that finished ok."""
-    if not recs:
-        return set(), set()
-    frame = records_frame(recs)
-    used: set[str] = set()
-    stale: set[str] = set()
-    for profile in dict.fromkeys(frame["profile"]):
-        chosen = select_records(frame, profile)[0]
-        chosen = chosen[chosen["status"] == "ok"]
-        used |= set(chosen["id"])
-        stale |= set(chosen["id"][~_is_current(chosen)])
-    return used, stale
-
-
-def write_report(results_dir: str | Path, suite: str, profile: str | None = None) -> list[Path]:
-    """Write ``table.md``, ``table.tex`` and plots for ``suite`` from its records; return the paths."""
-    recs = records.load_records(results_dir, suite)
-    if not recs:
-        folder = records.suite_dir(results_dir, suite) / "records"
-        raise NoRecordsError(f"no records for suite {suite!r} in {folder}; run it first: python -m bench run --suite {suite}")
-    frame, profile = select_records(records_frame(recs), profile)
-    ok = frame[frame["status"] == "ok"]
-    failed = int((frame["status"] != "ok").sum())
-    if ok.empty:
-        raise NoRecordsError(f"all {failed} runs of suite {suite!r} ({profile}) failed; see the records' errors")
-    folder = records.suite_dir(results_dir, suite)
-    marks, unknown = record_marks(ok, folder)
-    ok = ok.assign(marks=marks)
-    tables, paths = get_task(ok["task"].iloc[0]).load("report")(suite, ok, profile, failed, folder)
-    if unknown:
-        tables[0].notes.append(f"Commits not checked against HEAD: git cannot tell in {folder} (no git, or "
-                               "not in a repository); records of other commits would be marked §.")  # fmt: skip
-    md, tex = folder / "table.md", folder / "table.tex"
-    records.write_atomic(md, "\n".join(to_markdown(t) for t in tables))
-    records.write_atomic(tex, "\n".join(to_latex(t) for t in tables))
-    return [md, tex, *paths]

@@ -1,7 +1,8 @@
 """Run a suite: for each RunSpec, skip it if its record is done, else run it and write its record.
 
-One run = build the data module and model, train with model selection, evaluate, time the
-throughput phase, and write the record. Anything a run raises (an exception in the model, a
+What one run does is its task's business (:mod:`bench.tasks`: a classification run builds the
+data module and model, trains with model selection, evaluates and times a throughput phase);
+this module orchestrates: resume, claims, copies of identical computations, logs, records. Anything a run raises (an exception in the model, a
 NaN loss, CUDA out-of-memory) becomes a record with ``status="failed"`` and the suite goes on.
 Only problems that no other run could survive stop the suite: missing or malformed data
 (:data:`DATA_ERRORS`) and interrupts (Ctrl-C, ``SystemExit``).
@@ -30,7 +31,7 @@ import logging
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,24 +40,17 @@ from typing import Any
 import lightning as L
 import torch
 
-from bench import records
+from bench import records, tasks
 from bench.claims import Claims, describe
-from bench.data import DataFormatError, DataNotFoundError, make_datamodule
+from bench.data import DataFormatError, DataNotFoundError
 from bench.environment import collect_environment
-from bench.models import create_model, get_model_entry
-from bench.progress import EpochProgress, SuiteProgress
+from bench.models import get_model_entry
+from bench.progress import SuiteProgress
 from bench.records import RunRecord, RunSpec
-from bench.registry import load_target
 from bench.settings import TrainSettings
-from bench.tasks import Task, get_task
-from bench.throughput import (
-    has_step_mode,
-    measure_streaming,
-    measure_throughput,
-    peak_memory,
-    reset_peak_memory,
-)
-from bench.training import evaluate, evaluate_eval_selected, fit, lightning_logger
+from bench.tasks import RunContext, Task, get_task, make_data_module
+
+__all__ = ["RunContext", "SuiteResult", "execute", "run_suite"]
 
 # Loggers whose output goes to the run's log file instead of the console while a run is going.
 _RUN_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "py.warnings", "bench.run")
@@ -123,11 +117,8 @@ def with_trainer_options(
 
 
 def code_version(spec: RunSpec) -> str:
-    """The version that, with the spec, names the run: the model class's ``code_version``."""
-    task = get_task(spec.task)
-    if task.version is not None:
-        return str(task.load("version"))
-    return get_model_entry(spec.model).code_version()
+    """The version that, with the spec, names the run (:func:`bench.tasks.code_version`)."""
+    return tasks.code_version(spec.task, spec.model)
 
 
 # Data settings that only rescale the clock (bench.data.uea): a model whose logits do not depend
@@ -182,17 +173,6 @@ def _reusable(specs: Sequence[RunSpec], results_dir: Path) -> dict[str, RunRecor
     return found
 
 
-def make_data_module(spec: RunSpec, data_dir: str | Path | None, extras: Mapping[str, Any]) -> Any:
-    """The data module for ``spec`` with its protocol settings, batch size, seed and the model's
-    per-split preprocessing (its ``batch_extras``: name -> function), passed only when it has some.
-    """
-    batch_size = TrainSettings.from_dict(spec.train).batch_size
-    kwargs = dict(spec.data, data_dir=data_dir, batch_size=batch_size, seed=spec.seed)
-    if extras:
-        kwargs["extras"] = dict(extras)
-    return make_datamodule(spec.dataset, **kwargs)
-
-
 def check_data(specs: Sequence[RunSpec], data_dir: str | Path | None) -> None:
     """Fail fast, before any run, if a dataset the suite needs is not in ``data_dir``."""
     seen: set[str] = set()
@@ -236,110 +216,6 @@ def run_log(path: Path) -> Iterator[logging.Logger]:
         handler.close()
 
 
-def run_classification(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
-    settings = TrainSettings.from_dict(spec.train)
-    model_cls = get_model_entry(spec.model).load()
-    dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", {}))
-    dm.setup("fit")
-    dm.setup("test")
-    model = create_model(spec.model, dm.num_inputs, dm.num_classes, **spec.model_args).to(ctx.device)
-    out: dict[str, Any] = {
-        "data_protocol": dm.describe() if hasattr(dm, "describe") else dict(spec.data),
-        "model_config": dict(getattr(model, "config", {})),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-    }
-    log.info("model %s: %d parameters, config %s", spec.model, out["num_parameters"], out["model_config"])
-    log.info("training settings: %s", settings.to_dict())
-    reset_peak_memory(ctx.device)
-    start = time.perf_counter()
-    callbacks = [EpochProgress(ctx.progress, log)]
-    module = fit(model, dm, settings, device=ctx.device, checkpoint_dir=ctx.checkpoint_dir(spec.suite, rid),
-                 callbacks=callbacks, logger=lightning_logger(ctx.logger, ctx.curves_dir(spec.suite, rid)))  # fmt: skip
-    out["train_seconds"] = time.perf_counter() - start
-    out["peak_memory_bytes"] = peak_memory(ctx.device)
-    out["history"] = module.history
-    metrics, curve = evaluate(
-        model, dm, ctx.device, val_names=module.val_names, eval_rates=settings.eval_rates,
-        limit_batches=settings.limit_eval_batches,
-    )  # fmt: skip
-    out["metrics"] = {
-        **metrics,
-        "best_epoch": module.best_epoch,
-        "selected_on": module.val_names[0],
-        **evaluate_eval_selected(model, module, dm, ctx.device, settings.limit_eval_batches, metrics["test_acc"]),
-        "num_classes": dm.num_classes,
-    }
-    if settings.stop_patience is not None:  # None: trained all settings.epochs
-        out["metrics"]["stopped_epoch"] = module.stopped_epoch
-    out["rate_curve"] = curve
-    out["throughput"] = _throughput(model, dm, settings, ctx)
-    return out
-
-
-def _throughput(model: torch.nn.Module, dm: Any, settings: TrainSettings, ctx: RunContext) -> dict[str, Any]:
-    if not settings.throughput_iters:
-        return {}
-    batch = next(iter(dm.train_dataloader()))
-    return measure_throughput(model, batch, ctx.device, warmup=settings.throughput_warmup,
-                              iters=settings.throughput_iters, lr=settings.lr,
-                              weight_decay=settings.weight_decay)  # fmt: skip
-
-
-def run_throughput(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
-    model_cls = get_model_entry(spec.model).load()
-    dm = make_data_module(spec, ctx.data_dir, getattr(model_cls, "batch_extras", {}))
-    dm.setup("fit")
-    model = create_model(spec.model, dm.num_inputs, dm.num_classes, **spec.model_args)
-    settings = TrainSettings.from_dict(spec.train)
-    result = _throughput(model, dm, settings, ctx)
-    if settings.throughput_iters and has_step_mode(model):  # a recurrent form
-        batch = next(iter(dm.train_dataloader()))
-        streaming = measure_streaming(model, batch, ctx.device, warmup=min(settings.throughput_warmup, 1),
-                                      iters=min(settings.throughput_iters, 3))  # fmt: skip
-        result.update({k: v for k, v in streaming.items() if k.startswith(("stream_", "state_bytes"))})
-    return {
-        "model_config": dict(getattr(model, "config", {})),
-        "num_parameters": sum(p.numel() for p in model.parameters()),
-        "data_protocol": dm.describe() if hasattr(dm, "describe") else dict(spec.data),
-        "throughput": result,
-        "peak_memory_bytes": result.get("peak_memory_bytes"),
-        "metrics": {k: v for k, v in result.items() if k.endswith("_per_s")},
-    }
-
-
-def run_funcapprox(spec: RunSpec, ctx: RunContext, rid: str, log: logging.Logger) -> dict[str, Any]:
-    approximate_function = load_target("hippo.funcapprox:approximate_function")
-    result = approximate_function(spec.model, seed=spec.seed, dtype=torch.float64, **spec.model_args)
-    metrics = dataclasses.asdict(result) if dataclasses.is_dataclass(result) else dict(result)
-    metrics["mse_at"] = {str(k): v for k, v in (metrics.get("mse_at") or {}).items()}
-    return {"metrics": metrics, "train_seconds": metrics.get("seconds")}
-
-
-@dataclass
-class RunContext:
-    """Where and how runs execute (not part of the spec: it does not change results)."""
-
-    results_dir: Path
-    data_dir: str | Path | None
-    device: torch.device
-    progress: SuiteProgress | None = None
-    logger: str | None = None  # a Lightning logger for per-epoch curves: "csv" or "tensorboard"
-    claim: Callable[[RunSpec], bool] | None = None  # run_suite's claims (parent process only)
-
-    def start(self, spec: RunSpec) -> bool:
-        """Whether this process runs ``spec`` now: executors ask right before starting a run, and
-        skip it (yield nothing for it) when another process holds its claim."""
-        return self.claim is None or self.claim(spec)
-
-    def checkpoint_dir(self, suite: str, rid: str) -> Path:
-        """Where a run keeps its best weights (one file per selection rule) while it trains."""
-        return records.suite_dir(self.results_dir, suite) / "checkpoints" / rid
-
-    def curves_dir(self, suite: str, rid: str) -> Path:
-        """Where the Lightning logger of a run writes its curves (``--logger``)."""
-        return records.suite_dir(self.results_dir, suite) / "curves" / rid
-
-
 def _version(spec: RunSpec) -> str:
     """:func:`code_version`, or ``unavailable: <error>`` when the model cannot even be imported."""
     try:
@@ -364,7 +240,7 @@ def _execute_logged(spec: RunSpec, ctx: RunContext, record: RunRecord, version: 
             if version.startswith("unavailable"):
                 code_version(spec)  # raise the import error again, inside the handler
             L.seed_everything(spec.seed, workers=True, verbose=False)
-            for key, value in get_task(spec.task).load("run")(spec, ctx, record.id, log).items():
+            for key, value in get_task(spec.task).run(spec, ctx, record.id, log).items():
                 setattr(record, key, value)
             record.status = "ok"
         except DATA_ERRORS as e:
@@ -499,7 +375,7 @@ def run_suite(
     found: list[RunRecord | None] = [None] * len(specs)
     skipped = 0
     skipped_ids: set[str] = set()
-    with SuiteProgress(len(specs), title, interactive if rank == 0 else False) as progress:
+    with SuiteProgress(len(specs), title, interactive if rank == 0 else False, tasks.headline) as progress:
         todo = []
         for i, spec in enumerate(specs):
             done = finished(spec, results_dir) if resume else None

@@ -1,14 +1,17 @@
-"""Training settings: a typed, validated object, and each model's reference configuration.
+"""Training settings: the schema, and what the profiles change.
 
 :class:`TrainSettings` replaces the unchecked ``train`` dict of a run spec: a mistyped or
 unknown key is one clear error naming the key and the valid keys, never a silent default.
+:class:`Reference` is how a model was trained in its *own* reference code on one dataset family;
+each model's file declares its references beside its registration (``baselines/references.py``
+names the shared sources), and a model without one trains with :data:`FAMILY_DEFAULTS`. The
+``paper`` profile is the reference itself; :data:`PROFILE_SCALING` says what the ``quick`` and
+``smoke`` profiles change (fewer epochs, capped widths, fewer batches), and
+:func:`bench.profiles.model_settings` applies it. ``--set`` overrides are parsed and validated
+here too.
 
-:data:`REFERENCE` says how each model was trained in its *own* reference code, per dataset
-family; "identical data modules" never meant identical hyperparameters (DESIGN.md, "Reference
-protocols"). The ``paper`` profile is exactly this table; :data:`PROFILE_SCALING` says what the
-``quick`` and ``smoke`` profiles change (fewer epochs, capped widths, fewer batches), and
-:func:`model_settings` applies it. The table has one entry per (family, model) and a test checks
-that every registered model has one for every family.
+This module imports nothing from the project (but :mod:`bench.registry`'s name suggestions): a
+model's file may use it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+# Profiles, smallest to largest (a report shows the largest present): bench.suites documents them.
+PROFILES = ("smoke", "quick", "paper")
 
 
 class SettingsError(ValueError):
@@ -153,78 +159,10 @@ class Reference:
     extra: Mapping[str, Any] = field(default_factory=dict)  # other TrainSettings fields
 
 
-HIPPO_CODE_CT = "hippo-code README (CharacterTrajectories commands)"
-NCDE_EXPERIMENTS = "Neural CDE experiments, HiPPO authors' fork (experiments/uea.py, run_all)"
-HIPPO_CODE_MNIST = "hippo-code README (permuted MNIST command)"
-NO_MNIST_REFERENCE = "no published MNIST setting: the Neural CDE experiments' sizes, MNIST's epochs and batch"
-S4_EXAMPLE = "state-spaces/s4 example.py defaults (no published CharacterTrajectories setting)"
-S4_EXAMPLE_MNIST = "state-spaces/s4 example.py, its MNIST command (--d_model 256 --weight_decay 0.0)"
-# Deep SSMs: AdamW, their SSM parameters at min(lr, 1e-3) without weight decay, a cosine schedule
-# (the models' own configure_optimizers). Mamba has no published setting on these tasks: S4's.
-DEEP_SSM_MODELS = ("s4d", "s4d-lin", "lssl", "mamba")
-
-# HiPPO-RNN cells and the RNNs the hippo-code README runs with ``model.cell=<cell>`` (and the
-# ungated LMU at the sizes of hippo-code's).
-HIPPO_CODE_MODELS = (
-    "hippo-legs", "hippo-legs-ts", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt",
-    "hippo-fout", "lstm", "gru", "lmu", "lmu-voelker",
-)  # fmt: skip
-# Width settings of the Neural CDE experiments' models (batch 32, lr 0.001 * 32 / 32, 100 epochs).
-# gru-dt, gru-decay and gru-ode are the Neural CDE paper's other rows (its "dt", "decay" and
-# "gruode": experiments/uea.py, run_all).
-NCDE_EXPERIMENT_ARGS: dict[str, dict[str, Any]] = {
-    "ncde": {"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3},
-    "ode-rnn": {"hidden_size": 32, "hidden_hidden_size": 32, "num_hidden_layers": 3},
-    "gru-d": {"hidden_size": 47},
-    "gru-dt": {"hidden_size": 47},
-    "gru-decay": {"hidden_size": 47},
-    "gru-ode": {"hidden_size": 47},
-}
-
-# The Neural CDE paper's own training loop (patrick-kidger/NeuralCDE, experiments/uea.py ``main``
-# and common.py ``_train_loop``), which its Table 1 (CharacterTrajectories with points dropped)
-# ran: batch 32, Adam at 0.001 * 32 / 32, up to 1000 epochs; every 10 epochs (and after the last)
-# it validates, keeps the best validation accuracy's weights, steps
-# ``ReduceLROnPlateau(patience=1, mode="max")`` on that accuracy, and stops once neither the
-# training loss nor the training accuracy has improved for 50 epochs.
-NCDE_PAPER = "Neural CDE paper (patrick-kidger/NeuralCDE experiments/uea.py main, run_all; common.py _train_loop)"
-NCDE_PAPER_SCHEDULE: dict[str, Any] = {"val_every": 10, "lr_plateau_patience": 1, "stop_patience": 50}
-# protocol name -> the models that have a reference under it (other models keep their family's)
+# Protocols: another paper's training loop that a suite follows (the ``missing`` suite follows the
+# Neural CDE paper's); a model's file may declare a reference under a protocol's name beside its
+# family references (``baselines/references.py``).
 PROTOCOLS = ("ncde-paper",)
-
-
-def _reference_table() -> dict[str, dict[str, Reference]]:
-    ct: dict[str, Reference] = {
-        m: Reference({"hidden_size": 256}, epochs=100, batch_size=100, lr=1e-3, source=HIPPO_CODE_CT)
-        for m in HIPPO_CODE_MODELS
-    }
-    mnist: dict[str, Reference] = {
-        m: Reference({"hidden_size": 512}, epochs=50, batch_size=100, lr=1e-3, source=HIPPO_CODE_MNIST)
-        for m in HIPPO_CODE_MODELS
-    }
-    for m, args in NCDE_EXPERIMENT_ARGS.items():
-        ct[m] = Reference(args, epochs=100, batch_size=32, lr=1e-3 * 32 / 32, source=NCDE_EXPERIMENTS)
-        mnist[m] = Reference(args, epochs=50, batch_size=100, lr=1e-3, source=NO_MNIST_REFERENCE)
-    for m in DEEP_SSM_MODELS:
-        ct[m] = Reference({"hidden_size": 128, "n_layers": 4, "dropout": 0.1}, epochs=100, batch_size=64,
-                          lr=0.01, weight_decay=0.01, source=S4_EXAMPLE)
-        mnist[m] = Reference({"hidden_size": 256, "n_layers": 4, "dropout": 0.1}, epochs=100, batch_size=64,
-                             lr=0.01, weight_decay=0.0, source=S4_EXAMPLE_MNIST)
-    return {"character-trajectories": ct, "mnist": mnist}
-
-
-def _protocol_table() -> dict[str, dict[str, Reference]]:
-    ncde_paper = {
-        m: Reference(NCDE_EXPERIMENT_ARGS[m], epochs=1000, batch_size=32, lr=1e-3 * 32 / 32,
-                     source=NCDE_PAPER, extra=NCDE_PAPER_SCHEDULE)
-        for m in ("ncde", "ode-rnn", "gru-dt", "gru-decay", "gru-ode")
-    }
-    return {"ncde-paper": ncde_paper}
-
-
-# protocol -> model -> reference: a suite that follows another paper's training loop (the
-# ``missing`` suite follows the Neural CDE paper's) takes its models' settings from here.
-PROTOCOL_REFERENCE: dict[str, dict[str, Reference]] = _protocol_table()
 
 # What a model without a reference of its own trains with (a model from outside the package):
 # the family's common training loop, the model's own default widths (capped by small profiles).
@@ -233,11 +171,6 @@ FAMILY_DEFAULTS: dict[str, Reference] = {
     "character-trajectories": Reference({}, epochs=100, batch_size=32, lr=1e-3, source=NO_REFERENCE),
     "mnist": Reference({}, epochs=50, batch_size=100, lr=1e-3, source=NO_REFERENCE),
 }
-
-# family -> model -> reference. Families: "character-trajectories" (every UEA dataset run under
-# the CharacterTrajectories protocol) and "mnist" (sequential and permuted).
-REFERENCE: dict[str, dict[str, Reference]] = _reference_table()
-
 
 @dataclass(frozen=True)
 class ProfileScaling:
@@ -277,95 +210,6 @@ PROFILE_SCALING: dict[str, dict[str, ProfileScaling]] = {
         "paper": ProfileScaling("paper: each model's reference settings", full_schedule=True),
     },
 }  # fmt: skip
-
-
-def _capped_defaults(model: str, cap: int) -> dict[str, Any]:
-    """The model's own default widths above ``cap``, lowered to it (small profiles)."""
-    from bench.models import model_parameters
-
-    try:
-        params = model_parameters(model)
-    except ValueError:
-        return {}
-    return {k: cap for k in WIDTH_ARGS if k in params and isinstance(params[k].default, int)
-            and params[k].default > cap}  # fmt: skip
-
-
-def family_of(dataset: str | None) -> str:
-    """The settings family of a registered dataset (``"pmnist"`` -> ``"mnist"``; UEA datasets
-    run under the CharacterTrajectories protocol)."""
-    from bench.data.registry import get_dataset_entry
-
-    try:
-        return get_dataset_entry(dataset or "").family
-    except ValueError:
-        return "character-trajectories"
-
-
-def profile_description(dataset: str | None, profile: str) -> str:
-    """What ``profile`` changes in the reference settings of ``dataset``'s family, in words."""
-    scaling = PROFILE_SCALING[family_of(dataset)].get(profile)
-    return scaling.description if scaling is not None else profile
-
-
-def follows_profile(dataset: str | None, model: str, profile: str, settings: Mapping[str, Any]) -> bool:
-    """Whether ``settings`` (a record's training settings and width arguments, as the report
-    summarises them) are what ``profile`` gives ``model`` today, under its family's reference or
-    a protocol's (:data:`PROTOCOL_REFERENCE`), so a caption may describe them."""
-    for protocol in (None, *PROTOCOL_REFERENCE):
-        try:
-            train, args = model_settings(family_of(dataset), model, profile, protocol)
-        except (KeyError, ValueError):
-            return False
-        expected = {**TrainSettings().to_dict(), **{k: None for k in OPTIONAL_FIELDS}, **train.to_dict(), **args}
-        if all(settings.get(k) == expected.get(k) for k in settings if k in expected):
-            return True
-    return False
-
-
-def reference(family: str, model: str, protocol: str | None = None) -> Reference:
-    """The reference configuration of ``model`` on ``family`` (under ``protocol`` when it has
-    one for ``model``); ValueError naming what is known."""
-    if protocol is not None:
-        if protocol not in PROTOCOL_REFERENCE:
-            raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOL_REFERENCE)}")
-        if model in PROTOCOL_REFERENCE[protocol]:
-            return PROTOCOL_REFERENCE[protocol][model]
-    if family not in REFERENCE:
-        raise ValueError(f"unknown dataset family {family!r}; known: {', '.join(REFERENCE)}")
-    return REFERENCE[family].get(model, FAMILY_DEFAULTS[family])
-
-
-def model_settings(
-    family: str, model: str, profile: str, protocol: str | None = None, **train: Any
-) -> tuple[TrainSettings, dict[str, Any]]:
-    """``(train settings, model arguments)`` of ``model`` on ``family`` under ``profile``.
-
-    The reference (``protocol``'s for the models it covers, :data:`PROTOCOL_REFERENCE`), scaled
-    by :data:`PROFILE_SCALING`; ``train`` adds or overrides settings (``eval_rates``, ...).
-    Width arguments above the profile's cap are lowered to it.
-    """
-    ref = reference(family, model, protocol)
-    scale = PROFILE_SCALING[family][profile]
-    args = dict(ref.model_args)
-    if ref.source == NO_REFERENCE and scale.max_width is not None:
-        args = _capped_defaults(model, scale.max_width)
-    if scale.max_width is not None:
-        args = {k: min(v, scale.max_width) if k in WIDTH_ARGS else v for k, v in args.items()}
-    settings = TrainSettings.from_dict({
-        "epochs": scale.epochs or ref.epochs,
-        "batch_size": scale.batch_size or ref.batch_size,
-        "lr": ref.lr,
-        "weight_decay": ref.weight_decay,
-        "grad_clip": ref.grad_clip,
-        "limit_train_batches": scale.limit_train_batches,
-        "limit_eval_batches": scale.limit_eval_batches,
-        "throughput_warmup": scale.throughput_warmup,
-        "throughput_iters": scale.throughput_iters,
-        **{k: v for k, v in ref.extra.items() if scale.full_schedule or k not in OPTIONAL_FIELDS},
-        **train,
-    })  # fmt: skip
-    return settings, args
 
 
 # --- --set KEY=VALUE overrides --------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 A profile scales a suite: ``smoke`` (the whole suite in minutes on a CPU: tests and CI),
 ``quick`` (a CPU in well under an hour, enough to show the paper's ordering) and ``paper`` (the
-reference protocol: each model in its own reference configuration, :mod:`bench.settings`).
-``SUITES`` maps a name to a :class:`Suite`; its builder takes ``(profile, seeds, time, models)``
-and returns RunSpecs.
+reference protocol: each model in its own reference configuration, :mod:`bench.profiles`).
+:data:`SUITES` maps a name to a :class:`Suite`; its builder takes ``(profile, seeds, time,
+models)`` and returns RunSpecs. A suite's default models are the registered models tagged with
+its ``tag`` (each model's file says which suites it belongs to), so a model of yours can join a
+suite's default list with ``register_model(..., tags=("timescale",))``.
 """
 
 from __future__ import annotations
@@ -14,34 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.data.registry import UEA_PREFIX, DatasetEntry, get_dataset_entry
+from bench.models import get_model_entry, list_models, model_parameters, models_tagged
+from bench.profiles import model_settings, reference
 from bench.records import RunSpec
-from bench.settings import DEEP_SSM_MODELS, NO_REFERENCE, TrainSettings, model_settings, reference
+from bench.registry import Registry, suggest
+from bench.settings import NO_REFERENCE, PROFILES, TrainSettings
+from hippo.transition import MEASURES
 
-PROFILES = ("smoke", "quick", "paper")
 DEFAULT_SEEDS = {"smoke": (0,), "quick": (0, 1), "paper": (0, 1, 2)}
 TIME_MODES = ("index", "physical")
 
-# The successors of HiPPO (deep state-space models): run them with --models, in both time modes.
-SSM_MODELS = DEEP_SSM_MODELS
-# The paper's timescale table, in its column order.
-TIMESCALE_MODELS = (
-    "hippo-legs", "hippo-legt", "hippo-lagt", "lstm", "gru", "gru-d", "ode-rnn", "ncde", "lmu",
-)  # fmt: skip
-# 784-step MNIST: the ODE/CDE models (rk4 per step) are left out as in the HiPPO paper's table.
-MNIST_MODELS = (
-    "hippo-legs", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt", "hippo-fout",
-    "lstm", "gru", "lmu",
-) + SSM_MODELS  # fmt: skip
-# The Neural CDE paper's Table 1 (its GRU-D is the experiments' "decay" variant), and beside it
-# HiPPO-LegS, the LSTM and S4D in their own reference settings.
-NCDE_TABLE_MODELS = ("gru-ode", "gru-dt", "gru-decay", "ode-rnn", "ncde")
-MISSING_MODELS = NCDE_TABLE_MODELS + ("hippo-legs", "lstm", "s4d")
-# The reference's timestamp-scale shift: the timescale models and timestamped LegS ("tlsi").
-TIMESTAMP_MODELS = ("hippo-legs-ts",) + TIMESCALE_MODELS
-FUNCAPPROX_MEASURES = ("legs", "legt", "lagt", "tlagt", "glagt", "fout")
-THROUGHPUT_MODELS = TIMESCALE_MODELS + ("hippo-tlagt", "hippo-glagt", "hippo-fout") + SSM_MODELS
-
 CT = "character-trajectories"
+# The HiPPO paper's function-approximation measures (LMU's is LegT's, up to normalisation).
+FUNCAPPROX_MEASURES = ("legs", "legt", "lagt", "tlagt", "glagt", "fout")
 
 # Test rates (fractions of the original 200 Hz) for the accuracy-versus-rate curves.
 EVAL_RATES = (0.25, 0.375, 0.5, 0.75, 1.0)
@@ -71,7 +58,7 @@ def _classification_runs(
     protocol: str | None = None,
 ) -> list[RunSpec]:
     """Classification runs, condition x model x seed, each model in its reference settings
-    (:func:`bench.settings.model_settings`, ``protocol``'s where it has one) scaled by the profile."""
+    (:func:`bench.profiles.model_settings`, ``protocol``'s where it has one) scaled by the profile."""
     specs = []
     for model in models:
         settings, model_args = model_settings(family, model, profile, protocol, eval_rates=list(eval_rates))
@@ -96,8 +83,6 @@ def _time_unit(model: str, data: dict[str, Any], sample_rate_hz: float | None) -
     """``{"time_unit": seconds per model step}`` for a model that discretises with ``time_unit``
     (the deep SSMs) under physical time: one source sample (5 ms for CharacterTrajectories), so
     index and physical time coincide at the source rate and Δ scales with any other rate."""
-    from bench.models import model_parameters
-
     if data.get("time") != "physical" or "time_unit" not in model_parameters(model):
         return {}
     return {"time_unit": 1.0 / sample_rate_hz}
@@ -154,7 +139,7 @@ def missing(profile: str, seeds: Sequence[int], time: str, models: Sequence[str]
             dataset: DatasetEntry | None = None) -> list[RunSpec]:  # fmt: skip
     """A UEA dataset (default CharacterTrajectories) with 30 / 50 / 70 % of the time points dropped,
     the Neural CDE paper's Table 1: its models train under its own loop (``protocol="ncde-paper"``,
-    :data:`bench.settings.PROTOCOL_REFERENCE`), the others in their own reference settings."""
+    :mod:`baselines.references`), the others in their own reference settings."""
     dataset = dataset or get_dataset_entry(CT)
     conditions = [
         (f"{round(rate * 100)}% missing",
@@ -211,40 +196,49 @@ def throughput(profile: str, seeds: Sequence[int], time: str, models: Sequence[s
     ]  # fmt: skip
 
 
-SuiteBuilder = Callable[[str, Sequence[int], str, Sequence[str]], list[RunSpec]]
+SuiteBuilder = Callable[..., list[RunSpec]]
 
 
 @dataclass(frozen=True)
 class Suite:
-    """A suite: its builder, the models it runs by default, and how it treats time.
+    """A suite: its builder, the tag of its default models, and how it treats time.
 
+    ``tag``: the suite runs the registered models tagged with it (``models_tagged``) unless
+    ``--models`` says otherwise; ``measures`` suites (funcapprox) run hippo measures instead.
     ``time_modes`` lists the time modes the suite accepts (the first is its default); MNIST
     pixels and funcapprox samples are evenly spaced and take index time only.
     """
 
     description: str
     builder: SuiteBuilder
-    models: tuple[str, ...]
+    tag: str
     time_modes: tuple[str, ...] = ("index",)
-    measures: bool = False  # ``models`` are hippo measures (funcapprox), not registered models
+    measures: tuple[str, ...] = ()  # its default "models" are these hippo measures (funcapprox), not models
     datasets: bool = False  # takes ``dataset=`` (any UEA dataset; default CharacterTrajectories)
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models (or measures) the suite runs by default."""
+        return self.measures or models_tagged(self.tag)
 
-SUITES: dict[str, Suite] = {
-    "timescale": Suite("CharacterTrajectories 100->200 Hz and 200->100 Hz, accuracy vs test rate",
-                       timescale, TIMESCALE_MODELS, TIME_MODES, datasets=True),
-    "timestamps": Suite("CharacterTrajectories at 200 Hz with the clock scaled 0.5->1 and 1->0.5 (hippo-code)",
-                        timestamps, TIMESTAMP_MODELS, ("index", "physical")),
-    "pmnist": Suite("Permuted MNIST (bit-reversal), test accuracy", pmnist, MNIST_MODELS),
-    "smnist": Suite("Sequential MNIST, test accuracy", smnist, MNIST_MODELS),
-    "missing": Suite("CharacterTrajectories with 30/50/70% of points dropped (the Neural CDE paper's Table 1)",
-                     missing, MISSING_MODELS,
-                     TIME_MODES, datasets=True),
-    "funcapprox": Suite("Online function approximation: reconstruction MSE and steps/s per measure and N",
-                        funcapprox, FUNCAPPROX_MEASURES, measures=True),
-    "throughput": Suite("Training/inference samples/s, steps/s and peak memory, every model", throughput,
-                        THROUGHPUT_MODELS, TIME_MODES),
-}  # fmt: skip
+
+SUITES: Registry[Suite] = Registry("suite")
+SUITES.add("timescale", Suite("CharacterTrajectories 100->200 Hz and 200->100 Hz, accuracy vs test rate",
+                              timescale, "timescale", TIME_MODES, datasets=True))
+SUITES.add("timestamps", Suite("CharacterTrajectories at 200 Hz with the clock scaled 0.5->1 and 1->0.5 (hippo-code)",
+                               timestamps, "timestamps", TIME_MODES))
+SUITES.add("pmnist", Suite("Permuted MNIST (bit-reversal), test accuracy", pmnist, "mnist"))
+SUITES.add("smnist", Suite("Sequential MNIST, test accuracy", smnist, "mnist"))
+SUITES.add("missing", Suite("CharacterTrajectories with 30/50/70% of points dropped (the Neural CDE paper's Table 1)",
+                            missing, "missing", TIME_MODES, datasets=True))
+SUITES.add("funcapprox", Suite("Online function approximation: reconstruction MSE and steps/s per measure and N",
+                               funcapprox, "funcapprox", measures=FUNCAPPROX_MEASURES))
+SUITES.add("throughput", Suite("Training/inference samples/s, steps/s and peak memory, every model", throughput,
+                               "throughput", TIME_MODES))
+# The suites that compare published tables, and the model sets their tags name:
+# timescale: the HiPPO paper's timescale table; mnist: its pMNIST table (no ODE/CDE models: rk4
+# per step over 784 steps); missing: the Neural CDE paper's Table 1 and HiPPO-LegS, the LSTM and
+# S4D beside it; deep-ssm: HiPPO's successors, run with --models in both time modes.
 
 
 def build_suite(
@@ -264,9 +258,7 @@ def build_suite(
     or ``uea:<Name>``, with ``sample_rate_hz`` where the registry does not know its rate.
     Bad input raises ValueError with one line.
     """
-    if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(SUITES)}")
-    suite = SUITES[name]
+    suite = SUITES.get(name)
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
     time = suite.time_modes[0] if time is None else time
@@ -275,14 +267,14 @@ def build_suite(
     if time not in suite.time_modes:
         raise ValueError(
             f"suite {name!r} has no time setting (MNIST pixels and funcapprox samples are evenly "
-            f"spaced); --time applies to {', '.join(n for n, s in SUITES.items() if len(s.time_modes) > 1)}"
+            f"spaced); --time applies to {', '.join(n for n in SUITES if len(SUITES.get(n).time_modes) > 1)}"
         )
     seeds = DEFAULT_SEEDS[profile] if seeds is None else tuple(seeds)
     models = suite.models if models is None else tuple(dict.fromkeys(models))
     _check_models(name, suite, models)
     if not suite.datasets:
         if dataset is not None or sample_rate_hz is not None:
-            with_data = ", ".join(n for n, s in SUITES.items() if s.datasets)
+            with_data = ", ".join(n for n in SUITES if SUITES.get(n).datasets)
             raise ValueError(f"suite {name!r} has a fixed dataset; --dataset and --sample-rate apply to {with_data}")
         return suite.builder(profile, seeds, time, models)
     if sample_rate_hz is not None and not sample_rate_hz > 0:
@@ -300,13 +292,9 @@ def build_suite(
 
 def _check_models(name: str, suite: Suite, models: Sequence[str]) -> None:
     if suite.measures:
-        from hippo.transition import MEASURES
-
         unknown = [m for m in models if m not in MEASURES]
-        valid = MEASURES
+        valid = list(MEASURES)
     else:
-        from bench.models import get_model_entry, list_models
-
         for model in models:
             if ":" in model:  # a class path: imported, checked and registered under that name
                 try:
@@ -316,10 +304,8 @@ def _check_models(name: str, suite: Suite, models: Sequence[str]) -> None:
         valid = list_models()
         unknown = [m for m in models if m not in valid]
     if unknown:
-        from bench.registry import suggest
-
         kind = "measure" if suite.measures else "model"
         raise ValueError(
-            f"suite {name!r}: unknown {kind} {', '.join(map(repr, unknown))}{suggest(unknown[0], list(valid))}; "
+            f"suite {name!r}: unknown {kind} {', '.join(map(repr, unknown))}{suggest(unknown[0], valid)}; "
             f"valid {kind}s: {', '.join(valid)}"
         )

@@ -297,7 +297,7 @@ def test_s4_reference_layer_matches_s4d_lin():
     timing compares equal work."""
     torch.manual_seed(0)
     ref = S4RefLayer(16, N=8, dropout=0.0)
-    from bench.models.deep_ssm import S4DMixer
+    from baselines.deep_ssm import S4DMixer
 
     ours = S4DMixer(16, 8, init="lin", method="zoh", dt_min=1e-3, dt_max=1e-1, dropout=0.0)
     with torch.no_grad():

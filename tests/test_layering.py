@@ -1,12 +1,15 @@
-"""The project's layering: no import cycles, and a light core.
+"""The project's layering: no import cycles, no edge up a layer, and a light core.
 
-The import graph is read from the sources (every ``import``, at module level or inside a
-function), so a cycle hidden in a function-level import is found too.
+The import graph is read from the sources: every ``import``, at module level or inside a
+function, and every string that names a project module (``"bench.tasks.classification:TASK"``,
+``"baselines.rnn"``: what a lazy registry or ``importlib`` imports later). So a dependency hidden
+in a function-level import or in a string is an edge like any other.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,14 +25,24 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def import_graph() -> dict[str, set[str]]:
-    """module -> the project modules it imports (``from a import b`` counts ``a.b`` if a module)."""
+# A string naming a module, or a "module:attribute" target.
+MODULE_STRING = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(?::[\w.]+)?")
+
+
+def import_graph(strings: bool = True) -> dict[str, set[str]]:
+    """module -> the project modules it imports (``from a import b`` counts ``a.b`` if a module),
+    and with ``strings`` the modules its string constants name exactly."""
     files = {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
     graph: dict[str, set[str]] = {m: set() for m in files}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             targets: list[str] = []
+            if strings and isinstance(node, ast.Constant) and isinstance(node.value, str):
+                match = MODULE_STRING.fullmatch(node.value)
+                if match and match.group(1) in files and match.group(1) != name:
+                    graph[name].add(match.group(1))
+                continue
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -78,14 +91,59 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+# The layers, bottom to top: a module may import its own layer and the ones below, never above.
+# A module belongs to the layer of the longest name that is it or a package holding it.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("hippo",),  # the operators: torch only
+    # what a model is written against, and the record schema: no other project import
+    ("bench.registry", "bench.batch", "bench.settings", "bench.models.base", "bench.models.contract",
+     "bench.models.registry", "bench.records", "bench.environment", "bench.published"),
+    ("baselines",),  # every model: its class, its registration, its reference settings
+    ("bench.models", "bench.data", "bench.plugins"),  # the built-in models' list; datasets; --include
+    ("bench.profiles", "bench.progress", "bench.claims", "bench.throughput", "bench.training", "bench.reports"),
+    ("bench.tasks",),  # one module per kind of run: its run, its report, its compared numbers
+    ("bench.suites", "bench.suite_report", "bench.runner", "bench.executors", "bench.compare"),
+    ("bench.api", "bench.nightly", "bench.cli", "bench.__main__", "bench"),
+)  # fmt: skip
+
+
+def layer_of(module: str) -> int:
+    """The index in :data:`LAYERS` of the longest entry that is ``module`` or a package of it."""
+    found = [(len(entry), i) for i, names in enumerate(LAYERS) for entry in names
+             if module == entry or module.startswith(entry + ".")]  # fmt: skip
+    assert found, f"{module} is in no layer: add it to LAYERS"
+    return max(found)[1]
+
+
 def test_the_graph_is_read_from_the_sources():
     graph = import_graph()
     assert "bench.runner" in graph["bench.executors"]  # a module-level import
     assert "bench.api" in graph["bench.cli"]
+    # edges hidden in strings: the lazy registries' "module:attr" and the built-in models' list
+    assert "bench.tasks.classification" in graph["bench.tasks"]
+    assert "baselines.rnn" in graph["bench.models"]
+    assert "bench.tasks.classification" not in import_graph(strings=False)["bench.tasks"]
 
 
 def test_no_import_cycles():
     assert cycles(import_graph()) == []
+
+
+def test_no_edge_runs_up_a_layer():
+    graph = import_graph()
+    upward = sorted(f"{m} (layer {layer_of(m)}) -> {t} (layer {layer_of(t)})" for m, targets in graph.items()
+                    for t in targets if layer_of(t) > layer_of(m))  # fmt: skip
+    assert not upward, "\n".join(upward)
+
+
+def test_bench_holds_no_model_class():
+    import torch
+
+    from bench.models import get_model_entry, list_models
+
+    for name in list_models():
+        cls = get_model_entry(name).load()
+        assert issubclass(cls, torch.nn.Module) and cls.__module__.startswith("baselines."), (name, cls.__module__)
 
 
 def test_a_cycle_is_found():

@@ -81,12 +81,12 @@ def test_readme_tables_copied_from_a_report_equal_it(marker, report):
 def test_committed_reports_rebuild_unchanged_from_their_records(results, suite, monkeypatch):
     """``bench report`` on the committed records gives the committed tables (the README quotes
     them), so a table cannot drift from its records. Plots are not drawn here."""
-    from bench import records, reports
+    from bench import records, reports, suite_report
 
     written: dict[str, str] = {}
-    monkeypatch.setattr(reports, "_save", lambda fig, folder, name: reports.plt.close(fig) or [])
-    monkeypatch.setattr(reports.records, "write_atomic", lambda path, text: written.setdefault(Path(path).name, text))
+    monkeypatch.setattr(reports, "save_figure", lambda fig, folder, name: reports.plt.close(fig) or [])
+    monkeypatch.setattr(records, "write_atomic", lambda path, text: written.setdefault(Path(path).name, text))
     folder = (ROOT / results).resolve()
-    reports.write_report(folder, suite)
+    suite_report.write_report(folder, suite)
     committed = (records.suite_dir(folder, suite) / "table.md").read_text()
     assert written["table.md"] == committed

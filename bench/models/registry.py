@@ -1,5 +1,6 @@
-"""Model registry: one line per built-in model, resolved lazily (``name -> "module:Class"``), and
-four ways to bring a model from outside (README, "Benchmark your own model"):
+"""Model registry: every model registers itself in its own file, beside its reference settings and
+the suites it belongs to (timm's ``@register_model`` with ``default_cfgs``), and there are four
+ways to bring a model from outside (README, "Benchmark your own model"):
 
 - ``register_model(name, "module:Class", description, **fixed)`` from any module;
 - the decorator ``@register_model("my-gru", description="...")`` on a class;
@@ -7,10 +8,14 @@ four ways to bring a model from outside (README, "Benchmark your own model"):
 - an installed distribution's entry points in the group ``hippo_bench.models``
   (``my-net = "my_pkg.my_module:MyNet"``), discovered the first time a name is missing.
 
-Files and modules named by ``--include`` (:mod:`bench.plugins`) are imported before any lookup.
-Heavy optional dependencies (torchcde, torchdiffeq) are imported only when a model that needs
-them is created, so ``python -m bench ls models`` and the HiPPO models work without them. Every
-class is checked against the contract (:mod:`bench.models.contract`) when it is first loaded.
+The built-in models' files (:data:`bench.models.BUILTIN_MODEL_MODULES`) are imported on the first
+lookup; files and modules named by ``--include`` (:mod:`bench.plugins`) before it. Model files
+import heavy optional dependencies (torchcde, mamba_ssm) only when a model that needs them runs,
+so ``python -m bench ls models`` stays light. Every class is checked against the contract
+(:mod:`bench.models.contract`) when it is first loaded.
+
+This module is part of the API a model is written against: it imports nothing above
+:mod:`bench.registry`, :mod:`bench.settings` and :mod:`bench.models.contract`.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import torch
 
 from bench.models.contract import check_model_class, default_config, source_version
 from bench.registry import Registry, load_target
+from bench.settings import FAMILY_DEFAULTS, PROTOCOLS, Reference
 
 ENTRY_POINT_GROUP = "hippo_bench.models"
 BUILT_IN = "built-in"
@@ -33,13 +39,30 @@ BUILT_IN = "built-in"
 class ModelEntry:
     """A registered model: its class (or ``"module:Class"``), the fixed arguments that define it,
     and where it comes from (``source``: built-in, a module, ``--include``, a class path or an
-    entry point)."""
+    entry point).
+
+    ``references``: its reference settings per dataset family (``"character-trajectories"``,
+    ``"mnist"``) or protocol (``"ncde-paper"``), each naming its source; a family it has none for
+    gets the family's defaults (:meth:`reference`). ``tags``: the suites' model sets it belongs
+    to (``"timescale"``, ``"mnist"``, ...): a suite runs the models tagged with its tag by default.
+    """
 
     name: str
     target: str | type  # "package.module:ClassName", or the class
     description: str
     fixed: Mapping[str, Any] = field(default_factory=dict)
     source: str = BUILT_IN
+    references: Mapping[str, Reference] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+    def reference(self, family: str, protocol: str | None = None) -> Reference:
+        """The settings this model trains with on ``family``: ``protocol``'s where the model has
+        one, else its family reference, else the family's defaults (``NO_REFERENCE``)."""
+        if protocol is not None and protocol in self.references:
+            return self.references[protocol]
+        if family not in FAMILY_DEFAULTS:
+            raise ValueError(f"unknown dataset family {family!r}; known: {', '.join(FAMILY_DEFAULTS)}")
+        return self.references.get(family, FAMILY_DEFAULTS[family])
 
     def load(self) -> type[torch.nn.Module]:
         cls = load_target(self.target)
@@ -82,39 +105,62 @@ MODELS: Registry[ModelEntry] = Registry("model", ENTRY_POINT_GROUP, _entry_point
 _including: list[str] = []
 
 
-def register_model(name: str, target: str | type | None = None, description: str = "",
+def register_model(name: str, target: str | type | None = None, description: str = "", *,
+                   references: Mapping[str, Reference] | None = None, tags: tuple[str, ...] = (),
                    **fixed: Any) -> Any:  # fmt: skip
     """Register ``name`` as ``target`` (``"module:Class"`` or a class) built with ``fixed``
     keyword arguments. Without ``target`` it is a class decorator::
 
         @register_model("my-gru", description="a GRU of mine")
         class MyGRU(torch.nn.Module): ...
+
+    ``references`` (family or protocol -> :class:`bench.settings.Reference`) and ``tags`` (the
+    suites' model sets, e.g. ``("timescale",)``) are optional: see :class:`ModelEntry`.
     """
     if target is None:
         def decorate(cls: type) -> type:
-            register_model(name, cls, description or (cls.__doc__ or "").strip().split("\n")[0], **fixed)
+            register_model(name, cls, description or (cls.__doc__ or "").strip().split("\n")[0],
+                           references=references, tags=tags, **fixed)  # fmt: skip
             return cls
 
         return decorate
     if not isinstance(target, str):
         check_model_class(target, name)
+    for key in references or {}:
+        if key not in FAMILY_DEFAULTS and key not in PROTOCOLS:
+            raise ValueError(f"register_model({name!r}): references has {key!r}; keys are dataset families "
+                             f"({', '.join(FAMILY_DEFAULTS)}) or protocols ({', '.join(PROTOCOLS)})")  # fmt: skip
     if _including:
         source = _including[-1]
     elif isinstance(target, str):
         source = "register_model"
+    elif target.__module__ in MODELS.autoload_modules:  # a built-in model's file registering its class
+        source = BUILT_IN
     else:
         source = f"@register_model in {target.__module__}"
-    MODELS.add(name, ModelEntry(name, target, description, dict(fixed), source))
+    MODELS.add(name, ModelEntry(name, target, description, dict(fixed), source, dict(references or {}), tuple(tags)))
     return target
 
 
-def _register_builtin(name: str, target: str, description: str, **fixed: Any) -> None:
-    MODELS.add(name, ModelEntry(name, target, description, dict(fixed), BUILT_IN))
+def models_tagged(tag: str) -> tuple[str, ...]:
+    """The registered models tagged ``tag`` (a suite's default models), in registration order."""
+    return tuple(n for n in list_models() if tag in MODELS.get(n).tags)
 
 
 def list_models() -> list[str]:
-    """Names of every registered model, in registration order (entry points after the rest)."""
-    return MODELS.names()
+    """Names of every registered model: the built-in ones in the order of their files
+    (:data:`bench.models.BUILTIN_MODEL_MODULES`) and of the registrations in each file, whatever
+    was imported first; then the others, in registration order (entry points last)."""
+    modules = MODELS.autoload_modules
+
+    def rank(item: tuple[int, str]) -> tuple[int, int]:
+        index, name = item
+        entry = MODELS.get(name)
+        module = entry.target.partition(":")[0] if isinstance(entry.target, str) else entry.target.__module__
+        built_in = entry.source == BUILT_IN and module in modules
+        return (modules.index(module) if built_in else len(modules), index)
+
+    return [name for _, name in sorted(enumerate(MODELS.names()), key=rank)]
 
 
 def get_model_entry(name: str) -> ModelEntry:
@@ -162,31 +208,3 @@ def create_model(name: str, num_inputs: int, num_classes: int, **overrides: Any)
         model.config = default_config(cls, (num_inputs, num_classes), kwargs)
     return model
 
-
-
-
-
-# --- the registry: one line per model -------------------------------------------------------
-_HIPPO = "bench.models.hippo_rnn:HiPPOClassifier"
-_register_builtin("hippo-legs", _HIPPO, "HiPPO-RNN, scaled Legendre memory (LegS), O(N) step", measure="legs")
-_register_builtin("hippo-legs-ts", _HIPPO, "HiPPO-RNN, timestamped LegS (the reference's tlsi): steps (t_k - t_k-1) / t_k from batch.times", measure="legs", timestamped=True)
-_register_builtin("hippo-legt", _HIPPO, "HiPPO-RNN, translated Legendre memory (LegT, window theta)", measure="legt")
-_register_builtin("hippo-lagt", _HIPPO, "HiPPO-RNN, translated Laguerre memory (LagT)", measure="lagt")
-_register_builtin("hippo-tlagt", _HIPPO, "HiPPO-RNN, tilted Laguerre memory (TLagT)", measure="tlagt")
-_register_builtin("hippo-glagt", _HIPPO, "HiPPO-RNN, generalised Laguerre memory (GLagT)", measure="glagt")
-_register_builtin("hippo-fout", _HIPPO, "HiPPO-RNN, translated Fourier memory (FouT)", measure="fout")
-_register_builtin("lstm", "baselines.rnn:LSTMClassifier", "LSTM (torch.nn), last valid hidden state")
-_register_builtin("gru", "baselines.rnn:GRUClassifier", "GRU (torch.nn), last valid hidden state")
-_register_builtin("gru-d", "baselines.gru_d:GRUD", "GRU-D (Che et al. 2018): decays, mean imputation, mask input")
-_register_builtin("ode-rnn", "baselines.ode_rnn:ODERNN", "ODE-RNN (Rubanova et al. 2019): rk4 ODE between observations, GRU at them")
-_register_builtin("gru-dt", "baselines.gru_dt:GRUDeltaT", "GRU-Δt (the Neural CDE paper's): GRU at observations, reading the time since the previous one")
-_register_builtin("gru-decay", "baselines.gru_dt:GRUDeltaT", "GRU-D as the Neural CDE experiments run it ('decay'): GRU-Δt with h decayed by each gap", decay=True)
-_register_builtin("gru-ode", "baselines.gru_ode:GRUODE", "GRU-ODE (the Neural CDE paper's): a CDE with state [x, h], h driven by the time channel, rk4")
-_register_builtin("ncde", "baselines.ncde:NeuralCDE", "Neural CDE (Kidger et al. 2020): Hermite cubic path, rk4 cdeint")
-_register_builtin("lmu", "baselines.lmu:LMU", "LMU, hippo-code's gated cell (the HiPPO paper's LMU): Legendre memory, ZOH, theta 100")
-_register_builtin("lmu-voelker", "baselines.lmu:VoelkerLMU", "LMU, the ungated cell of Voelker et al. 2019 with keras-lmu's initialisation")
-_DEEP_SSM = "bench.models.deep_ssm"
-_register_builtin("s4d", f"{_DEEP_SSM}:S4DClassifier", "S4D (diagonal SSM, S4D-LegS init), 4 layers, FFT convolution", init="legs")
-_register_builtin("s4d-lin", f"{_DEEP_SSM}:S4DClassifier", "S4D with S4D-Lin init (-1/2 + i pi n)", init="lin")
-_register_builtin("lssl", f"{_DEEP_SSM}:LSSLClassifier", "LSSL, fixed HiPPO-LegS A (learned dt, C, D), dense kernel")
-_register_builtin("mamba", f"{_DEEP_SSM}:MambaClassifier", "Mamba-style selective SSM (S4D-Real A, compiled CPU scan)")

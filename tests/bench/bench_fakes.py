@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-import bench.runner
 import bench.suites
+import bench.tasks.base
 from bench.data import DataNotFoundError, SequenceBatch, collate_sequences
 from bench.models import list_models, register_model, registry
 from bench.models.base import last_valid
@@ -215,6 +215,8 @@ def scripted_spec(train_hz: float, eval_hz: float, seed: int = 0) -> RunSpec:
                    model_args={"steps_per_epoch": 2})  # fmt: skip
 
 
+# "fake": the fake suite's default models; "fake-ok": a suite of the model that trains fine.
+FAKE_TAGS = {"fake-gru": ("fake", "fake-ok"), "fake-nan": ("fake",)}
 FAKE_MODELS = {"fake-gru": FakeGRU, "fake-nan": FakeNaN, "fake-crash": FakeCrash, "fake-clock": FakeClock,
                "fake-scripted": ScriptedModel}  # fmt: skip
 
@@ -251,17 +253,18 @@ def install(monkeypatch: Any = None) -> None:
         monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
     for name, cls in FAKE_MODELS.items():
         if name not in list_models():
-            register_model(name, f"{__name__}:{cls.__name__}", f"test stand-in: {cls.__doc__ or name}")
-    real = bench.runner.make_datamodule
+            register_model(name, f"{__name__}:{cls.__name__}", f"test stand-in: {cls.__doc__ or name}",
+                           tags=FAKE_TAGS.get(name, ()))  # fmt: skip
+    real = bench.tasks.base.make_datamodule
 
     def make_datamodule(name: str, **kwargs: Any) -> Any:
         fake = {"fake": FakeDataModule, "scripted": ScriptedDataModule}.get(name)
         return fake(**kwargs) if fake is not None else real(name, **kwargs)
 
-    suite = Suite("fake suite for tests", fake_suite, ("fake-gru", "fake-nan"), TIME_MODES)
+    suite = Suite("fake suite for tests", fake_suite, "fake", TIME_MODES)
     if monkeypatch is None:
-        bench.runner.make_datamodule = make_datamodule
+        bench.tasks.base.make_datamodule = make_datamodule
         bench.suites.SUITES["fake"] = suite
     else:
-        monkeypatch.setattr(bench.runner, "make_datamodule", make_datamodule)
+        monkeypatch.setattr(bench.tasks.base, "make_datamodule", make_datamodule)
         monkeypatch.setitem(bench.suites.SUITES, "fake", suite)

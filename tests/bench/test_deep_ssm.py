@@ -1,4 +1,4 @@
-"""Deep SSMs (bench.models.deep_ssm): zero-shot sampling-rate change, streaming step mode,
+"""Deep SSMs (baselines.deep_ssm): zero-shot sampling-rate change, streaming step mode,
 the optimiser hook, readouts and padding, Mamba's two scans.
 
 Rate invariance (untrained models, CPU, float32). A smooth 3-channel signal (sines of 0.5 to
@@ -34,9 +34,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from baselines.deep_ssm import rate_multipliers
 from bench.data import SequenceBatch
 from bench.models import create_model
-from bench.models.deep_ssm import rate_multipliers
 
 PHYS_TOL = 0.15
 NAMES = ["s4d", "s4d-lin", "lssl", "mamba"]

@@ -84,3 +84,57 @@ def test_hippo_bad_arguments() -> None:
         create_model("hippo-legs", 3, 20, memory_order=0)
     with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
         create_model("hippo-legs", 3, 20, hidden_size=-1)
+
+
+def test_each_model_file_registers_its_models_with_their_references_and_tags() -> None:
+    lstm = get_model_entry("lstm")
+    assert lstm.source == "built-in" and lstm.load().__module__ == "baselines.rnn"
+    ct = lstm.references["character-trajectories"]
+    assert (ct.model_args, ct.epochs, ct.batch_size) == ({"hidden_size": 256}, 100, 100) and "hippo-code" in ct.source
+    assert "timescale" in lstm.tags and "missing" in lstm.tags
+    # the Neural CDE paper's loop is a protocol the table's models declare beside their families
+    ncde = get_model_entry("ncde").reference("character-trajectories", "ncde-paper")
+    assert (ncde.epochs, dict(ncde.extra)) == (1000, {"val_every": 10, "lr_plateau_patience": 1, "stop_patience": 50})
+    assert get_model_entry("lstm").reference("character-trajectories", "ncde-paper") is ct  # none: its family's
+
+
+def test_listing_the_models_imports_their_files_but_not_their_heavy_dependencies() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from bench.models import list_models; names = list_models(); "
+            "assert 'ncde' in names and 'baselines.ncde' in sys.modules; "
+            "heavy = [m for m in ('torchcde', 'lightning', 'pandas') if m in sys.modules]; assert not heavy, heavy")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_an_outside_model_joins_a_suite_by_tag_with_its_own_reference(monkeypatch) -> None:
+    from bench.models import register_model, registry
+    from bench.settings import Reference
+    from bench.suites import SUITES, build_suite
+
+    monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
+    mine = Reference({"hidden_size": 24}, epochs=7, batch_size=16, lr=3e-3, source="my paper")
+    register_model("my-rnn", "baselines.rnn:GRUClassifier", "a GRU of mine",
+                   references={"character-trajectories": mine}, tags=("timescale",))  # fmt: skip
+    assert SUITES["timescale"].models[-1] == "my-rnn"
+    specs = [s for s in build_suite("timescale", "paper", seeds=[0]) if s.model == "my-rnn"]
+    assert len(specs) == 2 and specs[0].model_args == {"hidden_size": 24}
+    assert (specs[0].train["epochs"], specs[0].train["batch_size"], specs[0].train["lr"]) == (7, 16, 3e-3)
+    assert specs[0].provenance == {}  # a reference of its own: not "family defaults"
+    with pytest.raises(ValueError, match="references has 'cifar'; keys are dataset families"):
+        register_model("bad", "baselines.rnn:GRUClassifier", references={"cifar": mine})
+
+
+def test_the_one_registry_serves_models_datasets_suites_and_tasks() -> None:
+    from bench.data.registry import DATASETS
+    from bench.models import MODELS
+    from bench.registry import Registry
+    from bench.suites import SUITES
+    from bench.tasks import TASKS, get_task
+
+    assert all(isinstance(r, Registry) for r in (MODELS, DATASETS, SUITES, TASKS))
+    assert get_task("classification").name == "classification"  # a "module:attr" entry, loaded on use
+    with pytest.raises(ValueError, match="unknown suite 'timescal' \\(did you mean 'timescale'\\?\\)"):
+        SUITES.get("timescal")

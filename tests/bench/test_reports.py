@@ -8,7 +8,7 @@ import pytest
 
 from bench import records
 from bench.records import RunRecord, RunSpec
-from bench.reports import NoRecordsError, write_report
+from bench.suite_report import NoRecordsError, write_report
 
 
 def _ct_record(model, condition, seed, acc, time="index", status="ok", profile="quick"):

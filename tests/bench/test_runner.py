@@ -105,7 +105,7 @@ bench_fakes.install()
 import bench.suites
 bench.suites.SUITES["fake"] = bench.suites.Suite("slow fake", lambda p, s, t, m: [
     r.__class__(**{{**r.to_dict(), "train": {{**r.train, "epochs": 15}}}})
-    for r in bench_fakes.fake_suite(p, [0, 1, 2], t, models=("fake-gru",))], ("fake-gru",))
+    for r in bench_fakes.fake_suite(p, [0, 1, 2], t, models=("fake-gru",))], "fake-ok")
 from bench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -147,7 +147,7 @@ import bench.suites
 epochs = int(os.environ["FAKE_EPOCHS"])
 bench.suites.SUITES["fake"] = bench.suites.Suite("slow fake", lambda p, s, t, m: [
     r.__class__(**{{**r.to_dict(), "train": {{**r.train, "epochs": epochs}}}})
-    for r in bench_fakes.fake_suite(p, [0, 1], t, models=("fake-gru",))], ("fake-gru",))
+    for r in bench_fakes.fake_suite(p, [0, 1], t, models=("fake-gru",))], "fake-ok")
 from bench.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -11,8 +11,9 @@ from bench_fakes import CountingClassifier, FakeDataModule
 from torch import nn
 
 from bench.batch import SequenceBatch
+from bench.profiles import model_settings
 from bench.records import RunSpec, run_id
-from bench.settings import OPTIONAL_FIELDS, SettingsError, TrainSettings, model_settings
+from bench.settings import OPTIONAL_FIELDS, SettingsError, TrainSettings
 from bench.training import Plateau, fit
 
 

@@ -8,14 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from bench.models import list_models
+from bench.models import get_model_entry, list_models
+from bench.profiles import model_settings, reference
 from bench.runner import run_suite
 from bench.settings import (
+    FAMILY_DEFAULTS,
+    NO_REFERENCE,
     PROFILE_SCALING,
-    REFERENCE,
     SettingsError,
     TrainSettings,
-    model_settings,
 )
 from bench.suites import build_suite
 
@@ -41,10 +42,12 @@ def test_settings_round_trip_through_the_spec_dict():
     assert settings.to_dict()["eval_rates"] == [0.5, 1.0]  # JSON-able
 
 
-@pytest.mark.parametrize("family", list(REFERENCE))
-def test_every_registered_model_has_a_reference_for_every_family(family):
-    missing = [m for m in list_models() if m not in REFERENCE[family]]
+@pytest.mark.parametrize("family", list(FAMILY_DEFAULTS))
+def test_every_built_in_model_declares_a_sourced_reference_for_every_family(family):
+    built_in = [m for m in list_models() if get_model_entry(m).source == "built-in"]
+    missing = [m for m in built_in if family not in get_model_entry(m).references]
     assert not missing, f"{family}: no reference settings for {missing}"
+    assert all(get_model_entry(m).references[family].source for m in built_in)
 
 
 def test_profiles_shrink_epochs_and_width_but_keep_batch_and_lr():
@@ -59,9 +62,11 @@ def test_profiles_shrink_epochs_and_width_but_keep_batch_and_lr():
     assert "8 epochs" in PROFILE_SCALING["character-trajectories"]["quick"].description
 
 
-def test_a_model_without_a_reference_trains_with_the_family_defaults():
-    from bench.settings import FAMILY_DEFAULTS, NO_REFERENCE, reference
+def test_a_model_without_a_reference_trains_with_the_family_defaults(monkeypatch):
+    from bench.models import register_model, registry
 
+    monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
+    register_model("not-a-built-in", "baselines.rnn:GRUClassifier", "a GRU without references")
     assert reference("mnist", "not-a-built-in") is FAMILY_DEFAULTS["mnist"]
     assert FAMILY_DEFAULTS["mnist"].source == NO_REFERENCE == "no reference: family defaults"
     with pytest.raises(ValueError, match="unknown dataset family 'nope'"):

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from bench.models import list_models
-from bench.suites import PROFILES, SSM_MODELS, SUITES, TIMESCALE_MODELS, build_suite
+from bench.models import list_models, models_tagged
+from bench.suites import PROFILES, SUITES, build_suite
+
+SSM_MODELS = models_tagged("deep-ssm")
+# The HiPPO paper's timescale table, in its column order (the models tagged "timescale").
+TIMESCALE_MODELS = ("hippo-legs", "hippo-legt", "hippo-lagt", "lstm", "gru", "gru-d", "ode-rnn", "ncde", "lmu")
+
+
+def test_suites_run_the_models_tagged_with_their_tag():
+    assert SUITES["timescale"].models == TIMESCALE_MODELS
+    assert set(SUITES["missing"].models) == {"gru-ode", "gru-dt", "gru-decay", "ode-rnn", "ncde", "hippo-legs",
+                                             "lstm", "s4d"}  # fmt: skip
+    assert SSM_MODELS == ("s4d", "s4d-lin", "lssl", "mamba")
+    assert set(SUITES["pmnist"].models) == set(SUITES["smnist"].models) >= set(SSM_MODELS)
+    assert not {"ode-rnn", "ncde", "gru-d"} & set(SUITES["pmnist"].models)  # rk4 over 784 steps: left out
+    assert SUITES["funcapprox"].models == ("legs", "legt", "lagt", "tlagt", "glagt", "fout")
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -5,20 +5,18 @@ from __future__ import annotations
 import pytest
 
 from bench import records
-from bench.compare import METRICS
-from bench.progress import headline
 from bench.records import RunRecord, RunSpec
 from bench.suites import SUITES, build_suite
-from bench.tasks import TASKS, get_task
+from bench.tasks import TASKS, compare_metrics, get_task, headline
 
 
 @pytest.mark.parametrize("name", list(TASKS))
-def test_every_task_resolves_its_functions(name):
-    task = TASKS[name]
-    assert callable(task.load("run")) and callable(task.load("report"))
+def test_every_task_is_one_module_with_its_run_report_and_numbers(name):
+    task = get_task(name)
+    assert task.name == name and task.run.__module__ == task.report.__module__ == f"bench.tasks.{name}"
     if task.version is not None:
-        assert str(task.load("version"))
-    assert {m.name for m in task.compare} <= {m.name for m in METRICS}
+        assert isinstance(task.version, str) and task.version
+    assert task.compare and {m.name for m in task.compare} <= {m.name for m in compare_metrics()}
 
 
 def test_every_suite_builds_runs_of_a_known_task():

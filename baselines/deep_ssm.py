@@ -78,6 +78,7 @@ from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
+from bench.models.registry import register_model
 from hippo.fftconv import causal_conv
 from hippo.scan import SCANS, selective_scan, selective_step
 from hippo.ssm import (
@@ -93,6 +94,8 @@ from hippo.ssm import (
     s4d_init,
 )
 from hippo.transition import transition
+
+from .references import s4_example
 
 READOUTS = ("mean", "last")
 _ROUND = 2.0**20  # multipliers are rounded to 2^-20 (module docstring)
@@ -419,6 +422,10 @@ class _DeepSSM(nn.Module):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+@register_model("s4d-lin", description="S4D with S4D-Lin init (-1/2 + i pi n)", references=s4_example(),
+                tags=("mnist", "throughput", "deep-ssm"), init="lin")
+@register_model("s4d", description="S4D (diagonal SSM, S4D-LegS init), 4 layers, FFT convolution", references=s4_example(),
+                tags=("mnist", "missing", "throughput", "deep-ssm"), init="legs")
 class S4DClassifier(_DeepSSM):
     """S4D (diagonal SSM, HiPPO-derived init): ``init`` legs (S4D-LegS), lin, inv or real;
     ``method`` zoh (default, as S4D) or bilinear. ``state_size`` N (N/2 conjugate pairs).
@@ -456,6 +463,8 @@ class S4DClassifier(_DeepSSM):
                            dt_min=dt_min, dt_max=dt_max, b_clip=b_clip)
 
 
+@register_model("lssl", description="LSSL, fixed HiPPO-LegS A (learned dt, C, D), dense kernel", references=s4_example(),
+                tags=("mnist", "throughput", "deep-ssm"))
 class LSSLClassifier(_DeepSSM):
     """LSSL, "fixed A" (HiPPO-LegS as an LTI system; learned dt, C, D); ``method`` bilinear
     (default, as LSSL) or zoh. ``state_size`` N is LegS's order."""
@@ -478,6 +487,8 @@ class LSSLClassifier(_DeepSSM):
                            method=method, dt_min=dt_min, dt_max=dt_max)
 
 
+@register_model("mamba", description="Mamba-style selective SSM (S4D-Real A, compiled CPU scan)", references=s4_example(),
+                tags=("mnist", "throughput", "deep-ssm"))
 class MambaClassifier(_DeepSSM):
     """Mamba-style selective SSM (module docstring): ``state_size`` d_state (16), ``expand``
     2, ``d_conv`` 4; ``scan`` auto (default: compiled on CPU, fast elsewhere), compiled, fast,

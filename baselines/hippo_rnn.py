@@ -17,7 +17,10 @@ from torch import Tensor, nn
 
 from bench.batch import SequenceBatch
 from bench.models.base import check_sizes, last_valid
+from bench.models.registry import register_model
 from hippo.nn import HiPPORNN, HiPPOState
+
+from .references import hippo_code
 
 
 class HiPPOClassifier(nn.Module):
@@ -112,3 +115,21 @@ class HiPPOClassifier(nn.Module):
         cell = self.rnn.cell
         h, state = cell.forward_step(values_t, state, times_t if cell.timestamped else None)
         return self.classifier(h), state
+
+
+# name, description, fixed arguments, the suites' model sets it is in
+_ENTRIES = (
+    ("hippo-legs", "HiPPO-RNN, scaled Legendre memory (LegS), O(N) step", {"measure": "legs"},
+     ("timescale", "timestamps", "mnist", "missing", "throughput")),
+    ("hippo-legs-ts", "HiPPO-RNN, timestamped LegS (the reference's tlsi): steps (t_k - t_k-1) / t_k from "
+     "batch.times", {"measure": "legs", "timestamped": True}, ("timestamps",)),
+    ("hippo-legt", "HiPPO-RNN, translated Legendre memory (LegT, window theta)", {"measure": "legt"},
+     ("timescale", "timestamps", "mnist", "throughput")),
+    ("hippo-lagt", "HiPPO-RNN, translated Laguerre memory (LagT)", {"measure": "lagt"},
+     ("timescale", "timestamps", "mnist", "throughput")),
+    ("hippo-tlagt", "HiPPO-RNN, tilted Laguerre memory (TLagT)", {"measure": "tlagt"}, ("mnist", "throughput")),
+    ("hippo-glagt", "HiPPO-RNN, generalised Laguerre memory (GLagT)", {"measure": "glagt"}, ("mnist", "throughput")),
+    ("hippo-fout", "HiPPO-RNN, translated Fourier memory (FouT)", {"measure": "fout"}, ("mnist", "throughput")),
+)  # fmt: skip
+for _name, _description, _fixed, _tags in _ENTRIES:
+    register_model(_name, HiPPOClassifier, _description, references=hippo_code(), tags=_tags, **_fixed)
