@@ -8,6 +8,8 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,18 @@ def collect_environment(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+@contextmanager
+def kernels_run() -> Iterator[dict[str, str]]:
+    """The kernel paths run inside the block, for a record's ``environment["kernels"]``: the dict
+    it yields is filled as the block ends, e.g. ``{"selective_scan": "compiled-cpu"}``
+    (:func:`hippo.scan.paths_used`; empty when no selective scan ran)."""
+    from hippo import scan
+
+    scan.reset_paths_used()
+    found: dict[str, str] = {}
+    try:
+        yield found
+    finally:
+        found.update(scan.paths_used())

@@ -42,7 +42,7 @@ import torch
 from bench import records
 from bench.claims import Claims, describe
 from bench.data import DataFormatError, DataNotFoundError, make_datamodule
-from bench.environment import collect_environment
+from bench.environment import collect_environment, kernels_run
 from bench.models import create_model, get_model_entry
 from bench.progress import EpochProgress, SuiteProgress
 from bench.records import RunRecord, RunSpec
@@ -59,7 +59,7 @@ from bench.throughput import (
 from bench.training import evaluate, evaluate_eval_selected, fit, lightning_logger
 
 # Loggers whose output goes to the run's log file instead of the console while a run is going.
-_RUN_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "py.warnings", "bench.run")
+_RUN_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "py.warnings", "bench.run", "hippo.scan")
 
 
 class DataUnavailableError(Exception):
@@ -398,10 +398,13 @@ def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
     flushed = torch.set_flush_denormal(True)
     record.environment = {**collect_environment(ctx.device), "flush_denormal": flushed}
     try:
-        _execute_logged(spec, ctx, record, version)
+        with kernels_run() as kernels:
+            _execute_logged(spec, ctx, record, version)
     finally:
         if flushed:
             torch.set_flush_denormal(False)
+    if kernels:  # which selective scan ran (compiled CPU, mamba_ssm on CUDA, torch): hippo.scan
+        record.environment["kernels"] = kernels
     record.finished_at = _now()
     return record
 
