@@ -42,7 +42,7 @@ import torch
 from bench import records
 from bench.claims import Claims, describe
 from bench.data import DataFormatError, DataNotFoundError, make_datamodule
-from bench.environment import collect_environment, kernels_run
+from bench.environment import collect_environment, kernels_run, run_threads, torch_threads
 from bench.models import create_model, get_model_entry
 from bench.progress import EpochProgress, SuiteProgress
 from bench.records import RunRecord, RunSpec
@@ -393,7 +393,7 @@ def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
     # The mode is per thread (x86 MXCSR): it covers the calling thread and threads created after
     # it, such as an intra-op pool first used during the run, but not a pool that already exists
     # (measured: with 2 threads and a live pool, half of an elementwise op stays subnormal). With
-    # one thread per run (the processes executor) that is all of the compute. Set it back to
+    # one thread per run (the executors' CPU default) that is all of the compute. Set it back to
     # torch's default (off) afterwards, so the calling thread computes as before once it is done.
     flushed = torch.set_flush_denormal(True)
     record.environment = {**collect_environment(ctx.device), "flush_denormal": flushed}
@@ -427,19 +427,25 @@ def finished(spec: RunSpec, results_dir: str | Path) -> RunRecord | None:
 class LocalExecutor:
     """One run after the other in this process (the default executor), with per-epoch progress.
 
-    The other executors (worker processes, submitit jobs) are in :mod:`bench.executors`.
+    ``threads``: torch threads for the runs (None: one on CPU, CUDA runs left as they are;
+    :func:`bench.environment.run_threads`), set while they run and restored afterwards. The
+    other executors (worker processes, submitit jobs) are in :mod:`bench.executors`.
     """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "local"}
 
     def run(self, specs: Sequence[RunSpec], ctx: RunContext) -> Iterator[tuple[int, RunRecord]]:
-        for i, spec in enumerate(specs):
-            if not ctx.start(spec):
-                continue
-            if ctx.progress is not None:
-                ctx.progress.run_started(spec, spec.train.get("epochs"))
-            yield i, execute(spec, ctx)
+        with torch_threads(run_threads(self.threads, ctx.device)):
+            for i, spec in enumerate(specs):
+                if not ctx.start(spec):
+                    continue
+                if ctx.progress is not None:
+                    ctx.progress.run_started(spec, spec.train.get("epochs"))
+                yield i, execute(spec, ctx)
 
 
 @dataclass
