@@ -249,8 +249,8 @@ def run(
     (``result.report_paths``). ``models`` takes any registered model (default: the suite's list),
     ``time`` is ``"index"`` or ``"physical"`` (default: the suite's). ``executor`` is ``"local"``,
     ``"processes"`` (with ``workers``) or ``"submitit"``, or an :class:`ExecutorOptions`.
-    ``threads``: torch threads per run (default: one on CPU, which a busy machine does not slow
-    down; CUDA runs keep torch's own; ignored when ``executor`` is an :class:`ExecutorOptions`,
+    ``threads``: torch threads per run (default: one on CPU, which does not collapse on a busy
+    machine; CUDA runs keep torch's own; ignored when ``executor`` is an :class:`ExecutorOptions`,
     which has its own ``threads``).
     ``dataset`` (timescale, missing): a registered dataset or ``uea:<Name>`` (any UEA dataset in
     the data directory), with ``sample_rate`` (Hz) where the registry does not know it.
