@@ -44,13 +44,23 @@ class ExecutorOptions:
     devices: int = 1
     num_nodes: int = 1
     strategy: str = "auto"
+    threads: int | None = None  # torch threads per run (None: 1 on CPU, CUDA runs left alone)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. setup= for tests
+
+    def __post_init__(self) -> None:
+        from bench.environment import run_threads
+
+        try:
+            run_threads(self.threads, "cpu")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
     def build(self, results_dir: Path) -> Any:
         from bench.executors import make_executor
 
         try:
-            return make_executor(self.kind, workers=self.workers, results_dir=results_dir, cluster=self.cluster,
+            return make_executor(self.kind, workers=self.workers, threads=self.threads,
+                                 results_dir=results_dir, cluster=self.cluster,
                                  slurm_partition=self.slurm_partition, slurm_time=self.slurm_time,
                                  slurm_gpus_per_node=self.slurm_gpus_per_node, devices=self.devices,
                                  num_nodes=self.num_nodes, **self.extra)  # fmt: skip
@@ -189,6 +199,11 @@ def run_specs(
             warnings.warn(message, records.BenchWarning, stacklevel=2)
     check_data(specs, data_dir)
     built = (executor or ExecutorOptions()).build(results_dir)
+    if global_rank() == 0 and specs:
+        from bench.executors import threads_note
+
+        if (note := threads_note(built, torch_device, len(specs))) is not None:
+            print(note, flush=True)
     try:
         result = run_suite(specs, results_dir, data_dir=data_dir, device=torch_device, resume=resume,
                            title=title, executor=built, interactive=interactive, logger=logger)  # fmt: skip
@@ -218,6 +233,7 @@ def run(
     resume: bool = True,
     executor: str | ExecutorOptions = "local",
     workers: int | None = None,
+    threads: int | None = None,
     interactive: bool | None = None,
     report: bool = True,
     logger: str | None = None,
@@ -233,6 +249,9 @@ def run(
     (``result.report_paths``). ``models`` takes any registered model (default: the suite's list),
     ``time`` is ``"index"`` or ``"physical"`` (default: the suite's). ``executor`` is ``"local"``,
     ``"processes"`` (with ``workers``) or ``"submitit"``, or an :class:`ExecutorOptions`.
+    ``threads``: torch threads per run (default: one on CPU, which does not collapse on a busy
+    machine; CUDA runs keep torch's own; ignored when ``executor`` is an :class:`ExecutorOptions`,
+    which has its own ``threads``).
     ``dataset`` (timescale, missing): a registered dataset or ``uea:<Name>`` (any UEA dataset in
     the data directory), with ``sample_rate`` (Hz) where the registry does not know it.
     ``logger`` (``"csv"`` or ``"tensorboard"``) writes each run's per-epoch curves with
@@ -241,7 +260,7 @@ def run(
     ``overrides``: ``{"lr": 3e-4, "model.hidden_size": 128}``, as ``--set`` on the command line.
     """
     check_data_dir(data_dir, "data_dir")
-    options = executor if isinstance(executor, ExecutorOptions) else ExecutorOptions(executor, workers)
+    options = executor if isinstance(executor, ExecutorOptions) else ExecutorOptions(executor, workers, threads=threads)
     specs, torch_device = prepare(suite, profile=profile, seeds=seeds, time=time, models=models, device=device,
                                   executor=options, dataset=dataset, sample_rate=sample_rate,
                                   include=include, overrides=overrides)  # fmt: skip

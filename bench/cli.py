@@ -50,6 +50,14 @@ def _positive(text: str) -> int:
     return value
 
 
+def _int_or_text(text: str) -> int | str:
+    """An integer, or the text as given: the API refuses it in one line naming the flag."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -67,6 +75,8 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
                        help="local (default: one run at a time) | processes | submitit")  # fmt: skip
     group.add_argument("--workers", type=_positive, metavar="N",
                        help="parallel runs (default: a GPU / 2 CPU cores each)")  # fmt: skip
+    group.add_argument("--threads", type=_int_or_text, metavar="N",
+                       help="torch threads per run (default: 1 on CPU; CUDA runs keep torch's)")  # fmt: skip
     group.add_argument("--cluster", default="auto", choices=("auto", "slurm", "local", "debug"), metavar="C",
                        help="submitit: auto | slurm | local (subprocesses) | debug")  # fmt: skip
     group.add_argument("--slurm-partition", metavar="P", help="SLURM partition")
@@ -191,7 +201,8 @@ def cmd_ls(what: str) -> int:
 def executor_options(args: argparse.Namespace) -> ExecutorOptions:
     """The ``--executor`` and device options as the API's :class:`bench.api.ExecutorOptions`."""
     return ExecutorOptions(args.executor, args.workers, args.cluster, args.slurm_partition, args.slurm_time,
-                           args.slurm_gpus_per_node, args.devices, args.num_nodes, args.strategy)  # fmt: skip
+                           args.slurm_gpus_per_node, args.devices, args.num_nodes, args.strategy,
+                           args.threads)  # fmt: skip
 
 
 def print_result(result: object, results_dir: Path, suite: str) -> None:

@@ -8,6 +8,8 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,47 @@ def collect_environment(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+@contextmanager
+def kernels_run() -> Iterator[dict[str, str]]:
+    """The kernel paths run inside the block, for a record's ``environment["kernels"]``: the dict
+    it yields is filled as the block ends, e.g. ``{"selective_scan": "compiled-cpu"}``
+    (:func:`hippo.scan.paths_used`; empty when no selective scan ran)."""
+    from hippo import scan
+
+    scan.reset_paths_used()
+    found: dict[str, str] = {}
+    try:
+        yield found
+    finally:
+        found.update(scan.paths_used())
+
+
+# On a CPU shared with other work, torch's intra-op threads wait on each other at every op: a quick
+# hippo-legs run took 303 s of training with torch's default 2 threads on a loaded 2-core machine
+# against 8 s alone, and one thread per run avoids it (benchmarks/test_bench_threads.py).
+DEFAULT_CPU_THREADS = 1
+
+
+def run_threads(threads: int | None, device: torch.device | str) -> int | None:
+    """The torch thread count a run gets: ``threads`` if the user asked (``--threads``), else
+    :data:`DEFAULT_CPU_THREADS` on CPU; None (left as torch has it) for a CUDA run not asked."""
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"--threads must be an integer >= 1, got {threads!r}")
+        return threads
+    return DEFAULT_CPU_THREADS if torch.device(device).type == "cpu" else None
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` inside the block (None: unchanged), restored after it."""
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

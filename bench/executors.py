@@ -13,11 +13,13 @@ write the same file and an interrupted suite resumes the same way whatever ran i
   ``spawn`` start method: torch is not fork-safe). Each worker is its own one-process pool
   running one spec at a time and returning the record as a dict, so a worker that dies (killed,
   out of memory, segfault) is known to have been running exactly that spec: it becomes a failed
-  record and a fresh worker takes the slot. CPU threads are split between the workers; with
-  CUDA each worker sees one GPU (``CUDA_VISIBLE_DEVICES``, round-robin over the visible ones).
+  record and a fresh worker takes the slot. On CPU each worker runs one torch thread (or
+  ``threads``); with CUDA the CPU threads are split between the workers and each worker sees
+  one GPU (``CUDA_VISIBLE_DEVICES``, round-robin over the visible ones).
 - :class:`SubmititExecutor`: one job per run through ``submitit``: SLURM (``cluster="slurm"``),
   or local subprocesses (``cluster="local"``, for development and tests). A job that fails
-  without a record (timeout, preemption, node failure) becomes a failed record.
+  without a record (timeout, preemption, node failure) becomes a failed record. Its torch
+  threads are the job's (the cluster's allocation) unless ``threads`` is given.
 
 Timings (throughput, ``steps_per_s``) of runs that share a machine are lower than those of runs
 alone: compare records made with the same executor and worker count (records name them in
@@ -37,6 +39,7 @@ from typing import Any
 
 import torch
 
+from bench.environment import DEFAULT_CPU_THREADS, run_threads
 from bench.records import RunRecord, RunSpec
 from bench.runner import DataUnavailableError, LocalExecutor, RunContext, execute, failed_record
 
@@ -65,13 +68,14 @@ class WorkerSettings:
     setup: Setup | None = None
     logger: str | None = None
     plugins: dict[str, Any] | None = None
+    threads: int | None = None  # torch threads of a submitit job (None: as the job starts)
 
     @classmethod
-    def of(cls, ctx: RunContext, setup: Setup | None) -> WorkerSettings:
+    def of(cls, ctx: RunContext, setup: Setup | None, threads: int | None = None) -> WorkerSettings:
         from bench.plugins import plugin_state
 
         data_dir = None if ctx.data_dir is None else str(ctx.data_dir)
-        return cls(str(ctx.results_dir), data_dir, ctx.device.type, setup, ctx.logger, plugin_state())
+        return cls(str(ctx.results_dir), data_dir, ctx.device.type, setup, ctx.logger, plugin_state(), threads)
 
     def context(self) -> RunContext:
         data_dir = None if self.data_dir is None else Path(self.data_dir)
@@ -126,10 +130,13 @@ def init_worker(threads: int, cuda_device: int | None, setup: Setup | None) -> N
 
 @dataclass
 class ProcessesExecutor:
-    """``workers`` spawned processes on this machine, one run each at a time (see the module doc)."""
+    """``workers`` spawned processes on this machine, one run each at a time (see the module doc);
+    ``threads``: torch threads per worker (None: one on CPU, the CPU count split between the
+    workers with CUDA)."""
 
     workers: int | None = None
     setup: Setup | None = None
+    threads: int | None = None
     _started: int | None = field(default=None, init=False, repr=False)  # workers of the last run()
 
     def describe(self) -> dict[str, Any]:
@@ -149,7 +156,7 @@ class ProcessesExecutor:
         workers = min(self.workers or default_workers(settings.device), len(specs))
         self._started = workers
         gpus = torch.cuda.device_count() if settings.device == "cuda" else 0
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = run_threads(self.threads, settings.device) or max(1, (os.cpu_count() or 1) // workers)
         slots: dict[int, ProcessPoolExecutor] = {}  # started lazily; a dead worker's slot is replaced
         queue = list(enumerate(specs))
         running: dict[Future, tuple[int, int]] = {}  # future -> (slot, spec index)
@@ -185,7 +192,10 @@ class ProcessesExecutor:
 
 
 def run_spec_job(spec: dict[str, Any], settings: WorkerSettings) -> dict[str, Any]:
-    """A submitit job: the setup hook, then :func:`run_spec` (every task of a DDP job runs it)."""
+    """A submitit job: its threads, the setup hook, then :func:`run_spec` (every task of a DDP
+    job runs it)."""
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
     if settings.setup is not None:
         settings.setup()
     return run_spec(spec, settings)
@@ -213,6 +223,7 @@ class SubmititExecutor:
     setup: Setup | None = None
     poll_s: float | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # torch threads per job (None: left as the job starts them)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "submitit", "cluster": self.cluster, "workers": self.workers}
@@ -235,7 +246,7 @@ class SubmititExecutor:
     def run(self, specs: Sequence[RunSpec], ctx: RunContext) -> Finished:
         if not specs:
             return
-        settings = WorkerSettings.of(ctx, self.setup)
+        settings = WorkerSettings.of(ctx, self.setup, self.threads)
         executor = self.make(settings.device)
         poll = self.poll_s if self.poll_s is not None else (15.0 if self.cluster == "slurm" else 0.5)
         limit = self.workers or len(specs)
@@ -271,10 +282,32 @@ class SubmititExecutor:
         return _unpack(spec, result)
 
 
+def threads_note(executor: Any, device: torch.device | str, runs: int) -> str | None:
+    """The one line a suite prints about its CPU threads and parallel runs (None for submitit
+    jobs, whose threads are the cluster's business)."""
+    device = torch.device(device)
+    if isinstance(executor, LocalExecutor):
+        threads, where = executor.threads, "1 run at a time"
+        change = "--threads N, or --executor processes --workers N, to change"
+    elif isinstance(executor, ProcessesExecutor):
+        threads = executor.threads
+        workers = min(executor.workers or default_workers(device.type), max(runs, 1))
+        where = f"{workers} run(s) at a time in worker processes"
+        change = "--threads N, --workers N to change"
+    else:
+        return None
+    chosen = run_threads(threads, device)
+    if chosen is None:  # CUDA, not asked
+        return f"{device.type.upper()}: torch's CPU threads left as they are, {where} (--threads N to set them)"
+    default = " (the default)" if threads is None and chosen == DEFAULT_CPU_THREADS else ""
+    return f"{device.type.upper()}: {chosen} torch thread(s) per run{default}, {where} ({change})"
+
+
 def make_executor(
     kind: str,
     *,
     workers: int | None = None,
+    threads: int | None = None,
     results_dir: str | Path = "results",
     cluster: str = "auto",
     slurm_partition: str | None = None,
@@ -289,14 +322,15 @@ def make_executor(
         raise ValueError(f"unknown executor {kind!r}; valid: {', '.join(EXECUTORS)}")
     if workers is not None and workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
+    run_threads(threads, "cpu")  # validates: one line naming --threads
     if cluster not in CLUSTERS:
         raise ValueError(f"unknown submitit cluster {cluster!r}; valid: {', '.join(CLUSTERS)}")
     if kind == "local":
-        return LocalExecutor()
+        return LocalExecutor(threads)
     if kind == "processes":
         if devices * num_nodes > 1:
             raise ValueError("--devices/--num-nodes > 1 need --executor local or submitit "
                              "(a processes worker runs one run on one device)")  # fmt: skip
-        return ProcessesExecutor(workers, setup)
+        return ProcessesExecutor(workers, setup, threads)
     return SubmititExecutor(Path(results_dir) / ".submitit", cluster, workers, slurm_time, slurm_partition,
-                            slurm_gpus_per_node, devices, num_nodes, setup)  # fmt: skip
+                            slurm_gpus_per_node, devices, num_nodes, setup, threads=threads)  # fmt: skip

@@ -43,7 +43,7 @@ import torch
 from bench import records, tasks
 from bench.claims import Claims, describe
 from bench.data import DataFormatError, DataNotFoundError
-from bench.environment import collect_environment
+from bench.environment import collect_environment, kernels_run, run_threads, torch_threads
 from bench.models import get_model_entry
 from bench.progress import SuiteProgress
 from bench.records import RunRecord, RunSpec
@@ -53,7 +53,7 @@ from bench.tasks import RunContext, Task, get_task, make_data_module
 __all__ = ["RunContext", "SuiteResult", "execute", "run_suite"]
 
 # Loggers whose output goes to the run's log file instead of the console while a run is going.
-_RUN_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "py.warnings", "bench.run")
+_RUN_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "py.warnings", "bench.run", "hippo.scan")
 
 
 class DataUnavailableError(Exception):
@@ -269,15 +269,18 @@ def execute(spec: RunSpec, ctx: RunContext) -> RunRecord:
     # The mode is per thread (x86 MXCSR): it covers the calling thread and threads created after
     # it, such as an intra-op pool first used during the run, but not a pool that already exists
     # (measured: with 2 threads and a live pool, half of an elementwise op stays subnormal). With
-    # one thread per run (the processes executor) that is all of the compute. Set it back to
+    # one thread per run (the executors' CPU default) that is all of the compute. Set it back to
     # torch's default (off) afterwards, so the calling thread computes as before once it is done.
     flushed = torch.set_flush_denormal(True)
     record.environment = {**collect_environment(ctx.device), "flush_denormal": flushed}
     try:
-        _execute_logged(spec, ctx, record, version)
+        with kernels_run() as kernels:
+            _execute_logged(spec, ctx, record, version)
     finally:
         if flushed:
             torch.set_flush_denormal(False)
+    if kernels:  # which selective scan ran (compiled CPU, mamba_ssm on CUDA, torch): hippo.scan
+        record.environment["kernels"] = kernels
     record.finished_at = _now()
     return record
 
@@ -300,19 +303,25 @@ def finished(spec: RunSpec, results_dir: str | Path) -> RunRecord | None:
 class LocalExecutor:
     """One run after the other in this process (the default executor), with per-epoch progress.
 
-    The other executors (worker processes, submitit jobs) are in :mod:`bench.executors`.
+    ``threads``: torch threads for the runs (None: one on CPU, CUDA runs left as they are;
+    :func:`bench.environment.run_threads`), set while they run and restored afterwards. The
+    other executors (worker processes, submitit jobs) are in :mod:`bench.executors`.
     """
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "local"}
 
     def run(self, specs: Sequence[RunSpec], ctx: RunContext) -> Iterator[tuple[int, RunRecord]]:
-        for i, spec in enumerate(specs):
-            if not ctx.start(spec):
-                continue
-            if ctx.progress is not None:
-                ctx.progress.run_started(spec, spec.train.get("epochs"))
-            yield i, execute(spec, ctx)
+        with torch_threads(run_threads(self.threads, ctx.device)):
+            for i, spec in enumerate(specs):
+                if not ctx.start(spec):
+                    continue
+                if ctx.progress is not None:
+                    ctx.progress.run_started(spec, spec.train.get("epochs"))
+                yield i, execute(spec, ctx)
 
 
 @dataclass

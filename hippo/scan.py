@@ -14,10 +14,24 @@ tests/bench/test_deep_ssm.py). Shapes: ``u``, ``delta`` (Bt, D, L);
 ``A`` (D, N) real (negative); ``B``, ``C`` (Bt, N, L). Returns ``y`` (Bt, D, L) (and the last
 state (Bt, D, N) with ``return_state=True``).
 
-Four algorithms, equal in value and gradient (tests/hippo/test_ssm.py), and ``auto`` (the
-default), which picks ``compiled`` on CPU (float32/float64, when the C++ library builds) and
-``fast`` otherwise (:func:`resolve_mode`):
+Four algorithms of our own, equal in value and gradient (tests/hippo/test_ssm.py), mamba_ssm's
+CUDA kernel, and ``auto`` (the default), which picks ``compiled`` on CPU (float32/float64, when
+the C++ library builds), ``mamba_ssm`` on CUDA where it applies, and ``fast`` otherwise
+(:func:`resolve_mode`; on CUDA without mamba_ssm ``fast`` rather than ``chunked``: on CPU it is
+4x faster and it keeps fewer arrays for the backward; on a GPU neither has been timed yet, see
+``benchmarks/gpu_check.sh``). Which of them ran in this process is kept for the run's record
+(:func:`paths_used`), and the first use of each is logged (logger ``hippo.scan``, with the reason
+when ``auto`` could not take mamba_ssm):
 
+- ``mamba_ssm``: ``selective_scan_fn`` of the ``mamba_ssm`` package (Gu and Dao's CUDA kernel,
+  the optional extra ``.[cuda]``), with our layout, which is its own (u, delta (Bt, D, L), A
+  (D, N), B, C (Bt, N, L)), and none of its fused extras: ``D=None, z=None, delta_bias=None,
+  delta_softplus=False`` (the Mamba model adds ``D u`` and the gate itself, and scales delta by
+  the sampling rate after the softplus, which ``delta_softplus`` cannot express). The kernel is
+  ZOH on A and Euler on B, starts from 0 and does not backpropagate through the last state, so
+  it does not take ``zoh_b``, ``state`` or ``return_state``; it needs CUDA tensors, u, delta, B
+  and C of one dtype (float32, float16, bfloat16), A float32 and N <= 256
+  (:func:`mamba_ssm_unusable` says which condition failed).
 - ``compiled``: the recurrence in C++ (hippo/csrc/selective_scan.cpp, built lazily by
   :mod:`hippo._ext`), forward and backward. The N states of one (b, d) stay in registers and
   the exps are vectorised over N; the forward keeps only the states at the start of every
@@ -53,14 +67,28 @@ measurements (``pytest benchmarks/test_bench_ssm.py -m benchmark -k selective``)
 
 from __future__ import annotations
 
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from hippo import _ext
 
-SCANS = ("auto", "compiled", "fast", "chunked", "sequential")
+SCANS = ("auto", "compiled", "fast", "chunked", "sequential", "mamba_ssm")
 _COMPILED_DTYPES = (torch.float32, torch.float64)
+_MAMBA_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+MAMBA_SSM_MODULE = "mamba_ssm.ops.selective_scan_interface"
+# How each mode is named in a record's environment["kernels"] (bench.runner) and in the log.
+PATH_NAMES = {"compiled": "compiled-cpu", "fast": "fast-torch", "chunked": "chunked-torch",
+              "sequential": "sequential-torch", "mamba_ssm": "mamba_ssm"}
+
+log = logging.getLogger(__name__)
+_used: dict[str, str | None] = {}  # path name -> why auto did not take mamba_ssm (None: it did, or not auto)
+_mamba_import_error: str | None = None  # the first failed import of mamba_ssm (not retried)
 
 
 def _check(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor) -> None:
@@ -81,12 +109,101 @@ def compiled_applies(*tensors: Tensor) -> bool:
             and _ext.load() is not None)
 
 
-def resolve_mode(mode: str, *tensors: Tensor) -> str:
-    """The algorithm ``mode`` runs for these inputs: ``auto`` is ``compiled`` where that applies
-    (:func:`compiled_applies`), else ``fast``; any other mode is itself."""
+def mamba_ssm_scan_fn() -> Callable[..., Tensor] | None:
+    """mamba_ssm's ``selective_scan_fn`` if the package imports with its CUDA extension, else
+    None (:func:`mamba_ssm_unusable` says why)."""
+    return _mamba_ssm()[0]
+
+
+def _mamba_ssm() -> tuple[Callable[..., Tensor] | None, str | None]:
+    """(``selective_scan_fn`` or None, why not). A failed import is not retried, but a module
+    already in ``sys.modules`` is always used."""
+    global _mamba_import_error
+    module = sys.modules.get(MAMBA_SSM_MODULE)
+    if module is None:
+        if _mamba_import_error is not None:
+            return None, _mamba_import_error
+        try:
+            module = importlib.import_module(MAMBA_SSM_MODULE)
+        except Exception as e:  # not installed, or built against another torch/CUDA
+            _mamba_import_error = f"{type(e).__name__}: {e}".splitlines()[0]
+            return None, _mamba_import_error
+    if getattr(module, "selective_scan_cuda", True) is None:  # mamba_ssm >= 2.2 imports without it
+        return None, "its CUDA extension selective_scan_cuda is missing"
+    fn = getattr(module, "selective_scan_fn", None)
+    return fn, None if fn is not None else f"{MAMBA_SSM_MODULE} has no selective_scan_fn"
+
+
+def _on_cuda(*tensors: Tensor) -> bool:
+    return all(t.device.type == "cuda" for t in tensors)
+
+
+def mamba_ssm_unusable(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
+                       state: Tensor | None = None, return_state: bool = False,
+                       zoh_b: bool = False) -> str | None:
+    """Why mamba_ssm's kernel cannot compute this scan (one line), or None if it can."""
+    if not _on_cuda(u, delta, A, B, C):
+        return "the tensors are not all on CUDA"
+    if zoh_b:
+        return "zoh_b (b_method zoh): mamba_ssm's kernel is Euler on B (delta B u)"
+    if state is not None:
+        return "an initial state: mamba_ssm's kernel starts from 0"
+    if return_state:
+        return "return_state: mamba_ssm's kernel does not backpropagate through the last state"
+    if u.dtype not in _MAMBA_DTYPES or any(t.dtype != u.dtype for t in (delta, B, C)) or A.dtype != torch.float32:
+        return (f"dtypes u {u.dtype}, delta {delta.dtype}, B {B.dtype}, C {C.dtype}, A {A.dtype}: mamba_ssm "
+                "needs u, delta, B, C of one dtype (float32, float16, bfloat16) and A float32")
+    if A.shape[-1] > 256:
+        return f"d_state {A.shape[-1]} > 256, mamba_ssm's limit"
+    fn, why = _mamba_ssm()
+    if fn is None:
+        return f"mamba_ssm is not usable ({why}; pip install -e '.[cuda]')"
+    return None
+
+
+def resolve_mode(mode: str, *tensors: Tensor, state: Tensor | None = None,
+                 return_state: bool = False, zoh_b: bool = False) -> str:
+    """The algorithm ``mode`` runs for these inputs (u, delta, A, B, C and any others): ``auto``
+    is ``compiled`` where that applies (:func:`compiled_applies`), ``mamba_ssm`` on CUDA where
+    that applies (:func:`mamba_ssm_unusable`), else ``fast``; any other mode is itself."""
+    return _resolve(mode, tensors, state, return_state, zoh_b)[0]
+
+
+def _resolve(mode, tensors, state, return_state, zoh_b) -> tuple[str, str | None]:
+    """(mode, why auto did not take mamba_ssm on CUDA, or None)."""
     if mode != "auto":
-        return mode
-    return "compiled" if compiled_applies(*tensors) else "fast"
+        return mode, None
+    if _on_cuda(*tensors[:5]):
+        why = mamba_ssm_unusable(*tensors[:5], state=state, return_state=return_state, zoh_b=zoh_b)
+        return ("fast", why) if why else ("mamba_ssm", None)
+    return ("compiled" if compiled_applies(*tensors) else "fast"), None
+
+
+def _note(mode: str, why: str | None) -> None:
+    """Keep ``mode`` for :func:`paths_used`; log its first use since :func:`reset_paths_used`."""
+    name = PATH_NAMES[mode]
+    if name not in _used:
+        _used[name] = why
+        log.info("selective scan: %s%s", name, f" (not mamba_ssm: {why})" if why else "")
+
+
+def paths_used() -> dict[str, str]:
+    """The selective-scan paths run in this process since :func:`reset_paths_used`, for a
+    record's ``environment["kernels"]``: ``{"selective_scan": "compiled-cpu"}`` (several: joined
+    by ``+`` in order of first use), plus ``"selective_scan_fallback"``, the reason ``auto`` did
+    not take mamba_ssm on CUDA; ``{}`` if no scan ran."""
+    if not _used:
+        return {}
+    out = {"selective_scan": "+".join(_used)}
+    whys = sorted({w for w in _used.values() if w})
+    if whys:
+        out["selective_scan_fallback"] = "; ".join(whys)
+    return out
+
+
+def reset_paths_used() -> None:
+    """Forget the paths run so far (the runner calls it as a run starts)."""
+    _used.clear()
 
 
 def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
@@ -101,7 +218,14 @@ def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
     Bt, D, L = u.shape
     x = u.new_zeros(Bt, D, A.shape[-1]) if state is None else state
     tensors = (u, delta, A, B, C, x)
-    mode = resolve_mode(mode, *tensors)
+    mode, why = _resolve(mode, tensors, state, return_state, zoh_b)
+    if mode == "mamba_ssm" and (unusable := mamba_ssm_unusable(
+            u, delta, A, B, C, state=state, return_state=return_state, zoh_b=zoh_b)) is not None:
+        raise ValueError(f"selective_scan mode 'mamba_ssm' cannot run: {unusable}; use mode='auto'")
+    _note(mode, why)
+    if mode == "mamba_ssm":
+        return mamba_ssm_scan_fn()(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                                   delta_softplus=False, return_last_state=False)
     if mode == "compiled":
         if not compiled_applies(*tensors):
             raise ValueError("selective_scan mode 'compiled' needs CPU float32/float64 tensors of "
@@ -300,4 +424,5 @@ class _CompiledScan(torch.autograd.Function):
         return (gu, gdelta, gA.sum(0), gB.transpose(1, 2), gC.transpose(1, 2), gx0, None)
 
 
-__all__ = ["SCANS", "compiled_applies", "resolve_mode", "selective_scan", "selective_step"]
+__all__ = ["SCANS", "compiled_applies", "mamba_ssm_scan_fn", "mamba_ssm_unusable", "paths_used",
+           "reset_paths_used", "resolve_mode", "selective_scan", "selective_step"]

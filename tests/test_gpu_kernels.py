@@ -13,7 +13,13 @@ from bench.batch import SequenceBatch
 from bench.models import create_model
 from hippo import project
 from hippo.fftconv import causal_conv
-from hippo.scan import resolve_mode, selective_scan
+from hippo.scan import (
+    mamba_ssm_unusable,
+    paths_used,
+    reset_paths_used,
+    resolve_mode,
+    selective_scan,
+)
 
 pytestmark = [
     pytest.mark.gpu,
@@ -41,7 +47,7 @@ def _rel(a, b):
 def test_scan_on_cuda_equals_cpu(zoh_b):
     cpu = [t.requires_grad_() for t in _scan_inputs(torch.float64)]
     gpu = [t.detach().to(CUDA).requires_grad_() for t in cpu]
-    assert resolve_mode("auto", *gpu) == "fast"  # the compiled scan is CPU-only
+    assert resolve_mode("auto", *gpu) == "fast"  # compiled is CPU-only, mamba_ssm float32 at most
     yc = selective_scan(*cpu, zoh_b=zoh_b)
     yg = selective_scan(*gpu, zoh_b=zoh_b)
     assert _rel(yg, yc) < 1e-10
@@ -88,16 +94,47 @@ def test_training_step_under_autocast(name, dtype):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def _mamba_ssm():
+    pytest.importorskip("mamba_ssm.ops.selective_scan_interface")
+    why = mamba_ssm_unusable(*(t.to(CUDA) for t in _scan_inputs(torch.float32)))
+    if why is not None:
+        pytest.skip(why)
+
+
 def test_mamba_ssm_selective_scan_fn_equals_ours():
-    ops = pytest.importorskip("mamba_ssm.ops.selective_scan_interface")
+    _mamba_ssm()
     u, delta, A, B, C = (t.to(CUDA) for t in _scan_inputs(torch.float32))
     for t in (u, delta, A, B, C):
         t.requires_grad_()
+    assert resolve_mode("auto", u, delta, A, B, C) == "mamba_ssm"
+    assert resolve_mode("auto", u, delta, A, B, C, zoh_b=True) == "fast"
     ours = selective_scan(u, delta, A, B, C, mode="fast")
-    theirs = ops.selective_scan_fn(u, delta, A, B, C)
-    assert _rel(theirs, ours) < 1e-4
+    theirs = selective_scan(u, delta, A, B, C)  # auto: mamba_ssm's selective_scan_fn
+    reference = selective_scan(*(t.detach().double().cpu() for t in (u, delta, A, B, C)), mode="sequential")
+    assert _rel(theirs, reference) < 1e-4 and _rel(ours, reference) < 1e-4
     w = torch.randn_like(ours)
     g1 = torch.autograd.grad((ours * w).sum(), [u, delta, A, B, C])
     g2 = torch.autograd.grad((theirs * w).sum(), [u, delta, A, B, C])
     for a, b in zip(g2, g1, strict=True):
+        assert _rel(a, b) < 1e-3
+
+
+def test_mamba_model_on_mamba_ssm_equals_the_torch_scan():
+    _mamba_ssm()
+    g = torch.Generator().manual_seed(0)
+    values = torch.randn(8, 60, 3, generator=g)
+    times = torch.arange(60, dtype=torch.float32).expand(8, 60).contiguous()
+    batch = SequenceBatch(values, times, torch.ones(8, 60, 3, dtype=torch.bool),
+                          torch.full((8,), 60), torch.randint(0, 5, (8,), generator=g)).to(CUDA)
+    out = {}
+    for scan in ("auto", "fast"):
+        torch.manual_seed(0)
+        model = create_model("mamba", 3, 5, hidden_size=16, n_layers=2, dropout=0.0, scan=scan).to(CUDA)
+        reset_paths_used()
+        loss = F.cross_entropy(model(batch), batch.labels)
+        loss.backward()
+        out[scan] = (loss.detach(), [p.grad for p in model.parameters()], paths_used())
+    assert out["auto"][2] == {"selective_scan": "mamba_ssm"} and out["fast"][2] == {"selective_scan": "fast-torch"}
+    assert _rel(out["auto"][0], out["fast"][0]) < 1e-5
+    for a, b in zip(out["auto"][1], out["fast"][1], strict=True):
         assert _rel(a, b) < 1e-3
