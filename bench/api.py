@@ -312,8 +312,8 @@ def load_results(results_dir: str | Path = "results", suite: str | None = None, 
         suites = sorted(p.name for p in root.iterdir() if (p / "records").is_dir())
     else:
         suites = []
-    from bench.reports import REPORT_COLUMNS
-    from bench.suite_report import record_table, reported_records
+    from bench.reports import records_frame
+    from bench.suite_report import reported_records
 
     frames = []
     for name in suites:
@@ -321,7 +321,7 @@ def load_results(results_dir: str | Path = "results", suite: str | None = None, 
         used, older = reported_records(recs)
         kept = [r for r in recs if include_stale or r.id in used]
         if kept:
-            table = record_table(kept).drop(columns=list(REPORT_COLUMNS))
+            table = records_frame(kept, flat=True)
             frames.append(table.assign(stale=[r.id not in used or r.id in older for r in kept]))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     for column in frame.columns:  # metric columns numeric where every value is a number or missing

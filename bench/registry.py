@@ -82,8 +82,12 @@ class Registry(Generic[E]):
         if self._autoloaded:
             return
         self._autoloaded = True  # first: the modules' own registrations come back through add()
-        for module in self.autoload_modules:
-            importlib.import_module(module)
+        try:
+            for module in self.autoload_modules:
+                importlib.import_module(module)
+        except Exception:
+            self._autoloaded = False  # every lookup raises the same error, never a partial list
+            raise
 
     def add(self, name: str, entry: E) -> E:
         """Register ``entry`` under ``name``; a second entry for one name is refused."""

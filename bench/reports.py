@@ -62,8 +62,11 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
-def records_frame(recs: Sequence[RunRecord], current_version: CurrentVersion | None = None) -> pd.DataFrame:
-    """The record table: one row per record (columns: module docstring).
+def records_frame(recs: Sequence[RunRecord], current_version: CurrentVersion | None = None,
+                  flat: bool = False) -> pd.DataFrame:  # fmt: skip
+    """The record table: one row per record (columns: module docstring). With ``flat``, only
+    the record's own fields, flat (what :func:`bench.load_results` returns), without the
+    columns the reports add (keys, settings summaries, curves).
 
     ``current_version(task, model)`` fills ``current_version``, the code version a record of
     that task and model would have now (None where unknown, and everywhere without it): reports
@@ -72,6 +75,9 @@ def records_frame(recs: Sequence[RunRecord], current_version: CurrentVersion | N
     versions: dict[tuple[str, str], str | None] = {}
     rows = []
     for r in recs:
+        if flat:
+            rows.append(_flat_fields(r))
+            continue
         s = r.spec
         key = (s.task, s.model)
         if key not in versions:
@@ -108,11 +114,6 @@ def records_frame(recs: Sequence[RunRecord], current_version: CurrentVersion | N
         row["test_size"] = ((r.data_protocol or {}).get("split_sizes") or {}).get("test")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-# Columns of the record table that only the reports use (keys, summaries, curves).
-REPORT_COLUMNS = ("spec_key", "setting_key", "version_key", "current_version", "settings", "rate_curve", "history",
-                  "time", "train_hz", "N", "test_size", "git_commit", "git_dirty")  # fmt: skip
 
 
 def _flat_fields(record: RunRecord) -> dict[str, Any]:

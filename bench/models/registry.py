@@ -21,6 +21,7 @@ This module is part of the API a model is written against: it imports nothing ab
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,16 +131,26 @@ def register_model(name: str, target: str | type | None = None, description: str
         if key not in FAMILY_DEFAULTS and key not in PROTOCOLS:
             raise ValueError(f"register_model({name!r}): references has {key!r}; keys are dataset families "
                              f"({', '.join(FAMILY_DEFAULTS)}) or protocols ({', '.join(PROTOCOLS)})")  # fmt: skip
-    if _including:
+    if _registered_by_its_builtin_file(target):
+        source = BUILT_IN
+    elif _including:
         source = _including[-1]
     elif isinstance(target, str):
         source = "register_model"
-    elif target.__module__ in MODELS.autoload_modules:  # a built-in model's file registering its class
-        source = BUILT_IN
     else:
         source = f"@register_model in {target.__module__}"
     MODELS.add(name, ModelEntry(name, target, description, dict(fixed), source, dict(references or {}), tuple(tags)))
     return target
+
+
+def _registered_by_its_builtin_file(target: str | type) -> bool:
+    """Whether ``target`` is a class registered while its own built-in model file is being
+    imported (its decorators), not a user's registration of a built-in class elsewhere."""
+    if isinstance(target, str) or target.__module__ not in MODELS.autoload_modules:
+        return False
+    module = sys.modules.get(target.__module__)
+    # importlib marks a module's spec while the module's code runs
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 def models_tagged(tag: str) -> tuple[str, ...]:

@@ -13,15 +13,17 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from bench import records
 from bench.data import make_datamodule
-from bench.progress import SuiteProgress
 from bench.records import RunSpec
 from bench.settings import TrainSettings
+
+if TYPE_CHECKING:  # bench.progress imports Lightning: reading a task's metadata must not
+    from bench.progress import SuiteProgress
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import pytest
 from cli_checks import assert_one_line_error
 
 import bench
+from bench import plugins
 from bench.cli import main
 from bench.models import get_model_entry, registry
 
@@ -41,6 +42,7 @@ GRU_SOURCE = textwrap.dedent('''
 def user_models(monkeypatch, tmp_path):
     """A private model registry and a folder on sys.path for the user's files."""
     monkeypatch.setattr(registry, "MODELS", registry.MODELS.copy())
+    monkeypatch.setattr(plugins, "_INCLUDED", {})  # each test includes its files into its own registry
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
 
@@ -144,3 +146,17 @@ def test_the_readme_example_through_the_cli_in_workers_and_through_bench_run(use
                        results_dir=tmp_path / "api", data_dir=data_dir, interactive=False)  # fmt: skip
     assert not result.failed and result.skipped == 0
     _check_in_the_report(tmp_path / "api", "my-gru")
+
+
+def test_an_include_leaves_the_built_in_models_built_in(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "tmp_gru_g.py"
+    path.write_text(GRU_SOURCE.format(cls="TmpGRUG").replace("class TmpGRUG", '@register_model("tmp-gru-g")\nclass TmpGRUG'))
+    code = (f"from bench import plugins; plugins.include({str(path)!r}); from bench.models import get_model_entry as e; "
+            "assert e('lstm').source == 'built-in', e('lstm').source; "
+            f"assert e('tmp-gru-g').source == '--include {path}', e('tmp-gru-g').source; "
+            "assert set(plugins.plugin_state()['models']) == set(), plugins.plugin_state()")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
