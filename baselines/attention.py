@@ -151,7 +151,7 @@ class SequenceBody(nn.Module):
     """Encoder, pre-norm mixer + MLP blocks, readout, decoder (module docstring). Subclasses call
     :meth:`_build_body` with a mixer factory; a mixer has ``forward(x, p)``, ``step(x, p, s)``,
     ``init_layer_state`` and ``layer_state_size(length)``. ``uses_positions``: whether the mixers
-    or the encoding read ``p`` (else ``times`` is never read)."""
+    or the encoding read the positions ``p`` (else ``times`` is never read and ``p`` is None)."""
 
     batch_extras: ClassVar[dict[str, Callable]] = {}  # no per-split preprocessing
     uses_positions: ClassVar[bool] = True
@@ -194,7 +194,7 @@ class SequenceBody(nn.Module):
         t = times.to(torch.float64)
         return ((t - t[:, :1]) / self.time_unit).to(dtype)
 
-    def _embed(self, values: Tensor, p: Tensor) -> Tensor:
+    def _embed(self, values: Tensor, p: Tensor | None) -> Tensor:
         x = self.encoder(values)
         return x + sinusoidal(p, x.shape[-1]) if self.sinusoidal else x
 
@@ -204,7 +204,7 @@ class SequenceBody(nn.Module):
         steps = int(batch.lengths.max()) if len(batch) else 1
         steps = max(1, min(steps, batch.values.shape[1]))
         values = batch.values[:, :steps]
-        p = self._positions(batch.times[:, :steps], values.dtype)
+        p = self._positions(batch.times[:, :steps], values.dtype) if self.uses_positions else None
         x = self._embed(values, p)
         for i, mixer in enumerate(self.mixers):
             x = x + self.drop(mixer(self.norms[i](x), p))
@@ -239,7 +239,7 @@ class SequenceBody(nn.Module):
              ) -> tuple[Tensor, dict[str, Any]]:
         """Read one step ``values_t`` (B, C) at ``times_t`` (B,): (logits (B, K), new state)."""
         new: dict[str, Any] = {"count": state["count"] + 1}
-        p = values_t.new_zeros(values_t.shape[0])
+        p = None
         if self.uses_positions:
             new["t0"] = times_t.to(torch.float64) if state["t0"] is None else state["t0"]
             p = ((times_t.to(torch.float64) - new["t0"]) / self.time_unit).to(values_t.dtype)
