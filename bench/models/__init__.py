@@ -29,6 +29,8 @@ BUILTIN_MODEL_MODULES = (
     "baselines.ncde",
     "baselines.lmu",
     "baselines.deep_ssm",
+    "baselines.attention",
+    "baselines.linear_attention",
 )
 MODELS.autoload(BUILTIN_MODEL_MODULES)
 

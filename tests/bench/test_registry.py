@@ -10,11 +10,12 @@ from bench.models import create_model, get_model_entry, list_models, model_param
 HIPPO = ["hippo-legs", "hippo-legs-ts", "hippo-legt", "hippo-lagt", "hippo-tlagt", "hippo-glagt", "hippo-fout"]
 BASELINES = ["lstm", "gru", "gru-d", "ode-rnn", "gru-dt", "gru-decay", "gru-ode", "ncde", "lmu", "lmu-voelker"]
 DEEP_SSM = ["s4d", "s4d-lin", "lssl", "mamba"]
+ATTENTION = ["transformer", "gla", "gated-deltanet"]
 
 
 def test_list_models_contents() -> None:
     names = list_models()
-    assert names == HIPPO + BASELINES + DEEP_SSM
+    assert names == HIPPO + BASELINES + DEEP_SSM + ATTENTION
     assert len(set(names)) == len(names)
 
 
