@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import records
-from bench.registry import suggest
 from bench.suites import PROFILES, SUITES, TIME_MODES, build_suite
 
 
@@ -276,8 +275,10 @@ def report(suite: str, *, results_dir: str | Path = "results", profile: str | No
     from bench.suite_report import NoRecordsError, write_report
 
     include_files(include)
-    if suite not in SUITES:
-        raise UsageError(f"unknown suite {suite!r}{suggest(suite, SUITES.names())}; valid suites: {', '.join(SUITES)}")
+    try:
+        SUITES.get(suite)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if profile is not None and profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}; valid profiles: {', '.join(PROFILES)}")
     try:

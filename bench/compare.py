@@ -71,10 +71,6 @@ class CompareError(ValueError):
 # --- what is compared ---------------------------------------------------------------------------
 
 
-# Every task's compared numbers (bench.tasks.compare_metrics): test accuracy under both model
-# selections, MSE, throughput, peak memory. A record without one of them is not compared on it.
-
-
 @dataclass(frozen=True)
 class CompareOptions:
     """Thresholds and which kinds of regression fail the exit code.
@@ -206,13 +202,14 @@ def load_runs(directory: str | Path, suites: Sequence[str] | None = None) -> Loa
         if key not in latest or (record.finished_at or "") >= (latest[key].finished_at or ""):
             latest[key] = record
     groups: dict[GroupKey, Group] = {}
+    metrics = compare_metrics()  # once, not per record
     for (skey, seed, machine), record in sorted(latest.items(), key=lambda kv: kv[0][1]):
         s = record.spec
         group = groups.setdefault(
             (skey, machine), Group(s.suite, s.model, s.condition, s.profile, machine)
         )
         group.seeds.append(seed)
-        for metric in compare_metrics():
+        for metric in metrics:
             value = _number(metric.read(record))
             if value is not None:
                 group.values.setdefault(metric.name, []).append(value)

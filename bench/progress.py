@@ -24,7 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from bench.records import RunRecord, RunSpec
+from bench.records import RunRecord, RunSpec, error_line
 
 # The one number that says how a run went: bench.tasks.headline (the run's task knows which).
 Headline = Callable[[RunRecord], str]
@@ -45,11 +45,6 @@ def run_seconds(record: RunRecord, fallback: float) -> float:
         return (dt.datetime.fromisoformat(record.finished_at) - dt.datetime.fromisoformat(record.started_at)).total_seconds()
     except (TypeError, ValueError):
         return fallback
-
-
-def error_line(record: RunRecord) -> str:
-    """A failed run's error on one line ("" for a run that went well): the headline of last resort."""
-    return "" if record.status == "ok" else (record.error or "failed").splitlines()[0][:120]
 
 
 class SuiteProgress:

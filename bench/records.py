@@ -242,3 +242,9 @@ def finished_record(results_dir: str | Path, suite: str, rid: str) -> RunRecord 
     except (ValueError, KeyError, TypeError):
         return None
     return record if record.status == "ok" else None
+
+
+def error_line(record: RunRecord) -> str:
+    """A failed run's error on one line ("" for a run that went well): a progress line's
+    headline when there is no number to show."""
+    return "" if record.status == "ok" else (record.error or "failed").splitlines()[0][:120]

@@ -8,7 +8,7 @@ line here, not a string checked in seven modules. Task modules import on first u
 from __future__ import annotations
 
 from bench.models import get_model_entry
-from bench.records import RunRecord
+from bench.records import RunRecord, error_line
 from bench.registry import Registry
 from bench.tasks.base import CompareMetric, RunContext, Task, make_data_module
 
@@ -51,7 +51,7 @@ def compare_metrics() -> tuple[CompareMetric, ...]:
 def headline(record: RunRecord) -> str:
     """The one number that says how a run went (or its error)."""
     if record.status != "ok":
-        return (record.error or "failed").splitlines()[0][:120]
+        return error_line(record)
     key, fmt = get_task(record.spec.task).headline
     value = record.metrics.get(key)
     return "" if value is None else fmt.format(value)
